@@ -1,8 +1,5 @@
 module github.com/octoserve/octoserve
 
-go 1.25.0
+go 1.26.0
 
-require (
-	golang.org/x/crypto v0.59.0 // indirect
-	gopkg.in/yaml.v3 v3.0.1 // indirect
-)
+require gopkg.in/yaml.v3 v3.0.1

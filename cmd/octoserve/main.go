@@ -1,0 +1,44 @@
+// Command octoserve is an OCI distribution-spec v1.1 registry.
+//
+//	octoserve serve [--addr HOST:PORT] [--root DIR] [--config FILE]
+//	octoserve version
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "serve":
+		err = serve(os.Args[2:])
+	case "version", "--version":
+		fmt.Println("octoserve", version)
+	case "help", "-h", "--help":
+		usage()
+	default:
+		fmt.Fprintf(os.Stderr, "octoserve: unknown command %q\n", os.Args[1])
+		usage()
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "octoserve:", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprint(os.Stderr, `usage:
+  octoserve serve [--addr HOST:PORT] [--root DIR] [--config FILE]
+  octoserve version
+`)
+}

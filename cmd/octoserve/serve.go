@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/octoserve/octoserve/internal/api"
+	"github.com/octoserve/octoserve/internal/config"
+	"github.com/octoserve/octoserve/internal/httplog"
+	"github.com/octoserve/octoserve/internal/registry"
+	"github.com/octoserve/octoserve/internal/server"
+	"github.com/octoserve/octoserve/internal/storage/filesystem"
+)
+
+func serve(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	addr := fs.String("addr", "", "listen address (default :5000)")
+	root := fs.String("root", "", "data directory (default ./data)")
+	cfgPath := fs.String("config", "", "YAML configuration file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if *addr != "" {
+		cfg.HTTP.Addr = *addr
+	}
+	if *root != "" {
+		cfg.Storage.Root = *root
+	}
+	log, err := newLogger(cfg.Log)
+	if err != nil {
+		return err
+	}
+	driver, err := filesystem.New(cfg.Storage.Root)
+	if err != nil {
+		return err
+	}
+	reg := registry.New(driver, registry.Options{
+		Sparse:           cfg.Validation.Sparse,
+		MaxManifestBytes: cfg.Validation.MaxManifestBytes,
+	})
+	handler := httplog.Handler(log, api.New(reg))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return server.Run(ctx, log, server.Options{
+		Addr:              cfg.HTTP.Addr,
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
+		IdleTimeout:       cfg.HTTP.IdleTimeout,
+		MaxHeaderBytes:    cfg.HTTP.MaxHeaderBytes,
+		ShutdownTimeout:   cfg.HTTP.ShutdownTimeout,
+	}, handler, func(a net.Addr) {
+		log.Info("octoserve listening", "addr", a.String(), "root", driver.Root(), "version", version)
+	})
+}
+
+func newLogger(c config.Log) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+}

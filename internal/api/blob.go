@@ -1,0 +1,64 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/octoserve/octoserve/internal/ocierr"
+)
+
+func blobLocation(name, digest string) string { return "/v2/" + name + "/blobs/" + digest }
+
+func (a *API) getBlob(w http.ResponseWriter, r *http.Request, rt Route) error {
+	d, err := digestParam(rt.Ref)
+	if err != nil {
+		return err
+	}
+	rc, info, err := a.reg.OpenBlob(r.Context(), rt.Name, d)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if err := checkRange(r.Header.Get("Range"), info.Size); err != nil {
+		w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(info.Size, 10))
+		return err
+	}
+	h := w.Header()
+	h.Set("Docker-Content-Digest", d.String())
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("ETag", `"`+d.String()+`"`)
+	h.Set("Cache-Control", "max-age=31536000")
+	// ServeContent handles Range, HEAD and conditional requests, and copies
+	// an *os.File with sendfile.
+	http.ServeContent(w, r, "", time.Time{}, rc)
+	return nil
+}
+
+func (a *API) deleteBlob(w http.ResponseWriter, r *http.Request, rt Route) error {
+	d, err := digestParam(rt.Ref)
+	if err != nil {
+		return err
+	}
+	if err := a.reg.DeleteBlob(r.Context(), rt.Name, d); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// created answers 201 for a blob now stored in name.
+func created(w http.ResponseWriter, name, digest string) {
+	h := w.Header()
+	h.Set("Location", blobLocation(name, digest))
+	h.Set("Docker-Content-Digest", digest)
+	h.Set("Content-Length", "0")
+	w.WriteHeader(http.StatusCreated)
+}
+
+// errBodyTooLarge is returned when a request body exceeds a limit.
+func errBodyTooLarge(limit int64) error {
+	return ocierr.New(ocierr.SizeInvalid, http.StatusRequestEntityTooLarge, "%s", fmt.Sprintf("body exceeds %d bytes", limit))
+}

@@ -1,0 +1,68 @@
+// Package server runs an http.Handler with the timeouts a public registry
+// needs and shuts it down gracefully.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Options configure the HTTP server.
+type Options struct {
+	Addr              string
+	ReadHeaderTimeout time.Duration // slow-loris protection
+	IdleTimeout       time.Duration
+	MaxHeaderBytes    int
+	ShutdownTimeout   time.Duration // how long in-flight requests may finish
+	TLSConfig         *tls.Config   // nil serves plain HTTP
+	CertFile, KeyFile string
+}
+
+// Run serves h until ctx is cancelled, then lets in-flight requests finish.
+// ready, if not nil, receives the bound address once listening.
+func Run(ctx context.Context, log *slog.Logger, opts Options, h http.Handler, ready func(net.Addr)) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: opts.ReadHeaderTimeout,
+		IdleTimeout:       opts.IdleTimeout,
+		MaxHeaderBytes:    opts.MaxHeaderBytes,
+		TLSConfig:         opts.TLSConfig,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", opts.Addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", opts.Addr, err)
+	}
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if opts.CertFile != "" {
+			errc <- srv.ServeTLS(ln, opts.CertFile, opts.KeyFile)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: waiting for in-flight requests", "timeout", opts.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), opts.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("graceful shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
