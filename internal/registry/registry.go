@@ -64,7 +64,11 @@ func (r *Registry) MaxManifestBytes() int64 { return r.opts.MaxManifestBytes }
 //	repositories/<name>/_manifests/revisions/<alg>/<hex> manifest link (media type)
 //	repositories/<name>/_manifests/tags/<tag>           tag (digest)
 //	repositories/<name>/_referrers/<alg>/<hex>/<alg>-<hex> referrer descriptor (JSON)
-//	repositories/<name>/_uploads/<id>/data              upload in progress
+//	uploads/<id>/repository                             upload session: its repository
+//	uploads/<id>/data                                   upload session: bytes so far
+//
+// Upload sessions live outside the repositories so that an abandoned or
+// refused upload never makes a repository appear to exist.
 func blobPath(d reference.Digest) string {
 	h := d.Hex()
 	return "blobs/" + d.Algorithm() + "/" + h[:2] + "/" + h
@@ -92,7 +96,7 @@ func referrerLink(name string, subject, referrer reference.Digest) string {
 	return referrersDir(name, subject) + "/" + referrer.Algorithm() + "-" + referrer.Hex()
 }
 
-func uploadDir(name, id string) string { return repoPath(name) + "/_uploads/" + id }
+func uploadDir(id string) string { return "uploads/" + id }
 
 func isNotFound(err error) bool { return errors.Is(err, storage.ErrNotFound) }
 

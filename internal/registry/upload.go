@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"regexp"
 	"sync"
-	"time"
 
 	"github.com/octoserve/octoserve/internal/ocierr"
 	"github.com/octoserve/octoserve/internal/reference"
@@ -70,8 +69,7 @@ func newUploadID() string {
 // StartUpload opens an upload session in repository name.
 func (r *Registry) StartUpload(ctx context.Context, name string) (string, error) {
 	id := newUploadID()
-	started := []byte(time.Now().UTC().Format(time.RFC3339Nano))
-	if err := r.d.PutContent(ctx, uploadDir(name, id)+"/startedat", started); err != nil {
+	if err := r.d.PutContent(ctx, uploadDir(id)+"/repository", []byte(name)); err != nil {
 		return "", fmt.Errorf("starting upload: %w", err)
 	}
 	return id, nil
@@ -82,14 +80,14 @@ func (r *Registry) UploadSize(ctx context.Context, name, id string) (int64, erro
 	if !uploadIDRE.MatchString(id) {
 		return 0, errUploadUnknown(id)
 	}
-	ok, err := r.exists(ctx, uploadDir(name, id)+"/startedat")
-	if err != nil {
-		return 0, err
-	}
-	if !ok {
+	owner, err := r.d.GetContent(ctx, uploadDir(id)+"/repository")
+	if isNotFound(err) || (err == nil && string(owner) != name) {
 		return 0, errUploadUnknown(id)
 	}
-	info, err := r.d.Stat(ctx, uploadDir(name, id)+"/data")
+	if err != nil {
+		return 0, fmt.Errorf("reading upload %s: %w", id, err)
+	}
+	info, err := r.d.Stat(ctx, uploadDir(id)+"/data")
 	if isNotFound(err) {
 		return 0, nil
 	}
@@ -141,7 +139,7 @@ func (r *Registry) appendLocked(ctx context.Context, name, id string, u *uploadS
 	if err := r.catchUpHash(ctx, name, id, u, size); err != nil {
 		return size, err
 	}
-	w, err := r.d.Writer(ctx, uploadDir(name, id)+"/data")
+	w, err := r.d.Writer(ctx, uploadDir(id)+"/data")
 	if err != nil {
 		return size, fmt.Errorf("opening upload %s: %w", id, err)
 	}
@@ -186,7 +184,7 @@ func (r *Registry) catchUpHash(ctx context.Context, name, id string, u *uploadSe
 
 func (r *Registry) hashUpload(ctx context.Context, name, id, algorithm string) (hash.Hash, error) {
 	h := reference.NewHash(algorithm)
-	rc, _, err := r.d.Reader(ctx, uploadDir(name, id)+"/data")
+	rc, _, err := r.d.Reader(ctx, uploadDir(id)+"/data")
 	if isNotFound(err) {
 		return h, nil
 	}
@@ -251,7 +249,7 @@ func (r *Registry) storeUpload(ctx context.Context, name, id string, d reference
 	case size == 0:
 		err = r.d.PutContent(ctx, blobPath(d), nil)
 	default:
-		err = r.d.Move(ctx, uploadDir(name, id)+"/data", blobPath(d))
+		err = r.d.Move(ctx, uploadDir(id)+"/data", blobPath(d))
 	}
 	if err != nil {
 		return fmt.Errorf("storing blob %s: %w", d, err)
@@ -259,7 +257,7 @@ func (r *Registry) storeUpload(ctx context.Context, name, id string, d reference
 	if err := r.linkBlob(ctx, name, d); err != nil {
 		return err
 	}
-	if err := r.d.Delete(ctx, uploadDir(name, id)); err != nil && !isNotFound(err) {
+	if err := r.d.Delete(ctx, uploadDir(id)); err != nil && !isNotFound(err) {
 		return fmt.Errorf("removing finished upload %s: %w", id, err)
 	}
 	return nil
@@ -273,7 +271,7 @@ func (r *Registry) CancelUpload(ctx context.Context, name, id string) error {
 	u := r.uploads.lock(id)
 	defer u.mu.Unlock()
 	defer r.uploads.forget(id)
-	err := r.d.Delete(ctx, uploadDir(name, id))
+	err := r.d.Delete(ctx, uploadDir(id))
 	if isNotFound(err) {
 		return errUploadUnknown(id)
 	}
