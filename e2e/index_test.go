@@ -13,8 +13,8 @@ import (
 // index and to one of its images.
 type multiPlatform struct {
 	Repo      string
-	Digest    string // index digest
-	Raw       []byte // index bytes
+	Digest    string              // index digest
+	Raw       []byte              // index bytes
 	Children  map[string]manifest // platform manifest digest -> manifest
 	SBOM      string              // referrer of the index
 	SBOMBytes []byte
