@@ -1,6 +1,6 @@
 // Command octoserve is an OCI distribution-spec v1.1 registry.
 //
-//	octoserve serve [--addr HOST:PORT] [--root DIR] [--config FILE]
+//	octoserve serve [--addr HOST:PORT] [--root DIR] [--config FILE] [--tls-cert FILE --tls-key FILE]
 //	octoserve version
 package main
 
@@ -38,7 +38,7 @@ func main() {
 
 func usage() {
 	fmt.Fprint(os.Stderr, `usage:
-  octoserve serve [--addr HOST:PORT] [--root DIR] [--config FILE]
+  octoserve serve [--addr HOST:PORT] [--root DIR] [--config FILE] [--tls-cert FILE --tls-key FILE]
   octoserve version
 `)
 }

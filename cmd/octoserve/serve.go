@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/octoserve/octoserve/internal/api"
+	"github.com/octoserve/octoserve/internal/auth"
 	"github.com/octoserve/octoserve/internal/config"
 	"github.com/octoserve/octoserve/internal/httplog"
 	"github.com/octoserve/octoserve/internal/registry"
@@ -23,6 +24,8 @@ func serve(args []string) error {
 	addr := fs.String("addr", "", "listen address (default :5000)")
 	root := fs.String("root", "", "data directory (default ./data)")
 	cfgPath := fs.String("config", "", "YAML configuration file")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate chain: serve HTTPS (with --tls-key)")
+	tlsKey := fs.String("tls-key", "", "PEM private key of --tls-cert")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -36,6 +39,12 @@ func serve(args []string) error {
 	if *root != "" {
 		cfg.Storage.Root = *root
 	}
+	if *tlsCert != "" || *tlsKey != "" {
+		cfg.TLS.Certificate, cfg.TLS.Key = *tlsCert, *tlsKey
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
 	log, err := newLogger(cfg.Log)
 	if err != nil {
 		return err
@@ -47,8 +56,21 @@ func serve(args []string) error {
 	reg := registry.New(driver, registry.Options{
 		Sparse:           cfg.Validation.Sparse,
 		MaxManifestBytes: cfg.Validation.MaxManifestBytes,
+		MaxBlobBytes:     cfg.Validation.MaxBlobBytes,
+		MaxChunkBytes:    cfg.Validation.MaxChunkBytes,
 	})
-	handler := httplog.Handler(log, api.New(reg))
+	var apiOpts []api.Option
+	if cfg.Auth.Htpasswd != "" {
+		authn, err := auth.New(cfg.Auth, log)
+		if err != nil {
+			return err
+		}
+		apiOpts = append(apiOpts, authn.APIOptions()...)
+		if cfg.TLS.Certificate == "" {
+			log.Warn("basic authentication without TLS: passwords cross the network in clear text")
+		}
+	}
+	handler := httplog.Handler(log, api.New(reg, apiOpts...))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -58,6 +80,8 @@ func serve(args []string) error {
 		IdleTimeout:       cfg.HTTP.IdleTimeout,
 		MaxHeaderBytes:    cfg.HTTP.MaxHeaderBytes,
 		ShutdownTimeout:   cfg.HTTP.ShutdownTimeout,
+		CertFile:          cfg.TLS.Certificate,
+		KeyFile:           cfg.TLS.Key,
 	}, handler, func(a net.Addr) {
 		log.Info("octoserve listening", "addr", a.String(), "root", driver.Root(), "version", version)
 	})

@@ -23,6 +23,7 @@ type Guard func(w http.ResponseWriter, r *http.Request, rt Route) bool
 type API struct {
 	reg    *registry.Registry
 	guard  Guard
+	permit Permit
 	routes map[Kind]map[string]handlerFunc
 }
 

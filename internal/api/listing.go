@@ -46,7 +46,14 @@ func (a *API) catalog(w http.ResponseWriter, r *http.Request, _ Route) error {
 	if err != nil {
 		return err
 	}
-	repos, more, err := a.reg.Repositories(r.Context(), n, last)
+	var repos []string
+	var more bool
+	if a.permit == nil {
+		repos, more, err = a.reg.Repositories(r.Context(), n, last)
+	} else {
+		repos, _, err = a.reg.Repositories(r.Context(), -1, "")
+		repos, more = a.filterPage(r, repos, n, last)
+	}
 	if err != nil {
 		return err
 	}

@@ -40,8 +40,12 @@ type Route struct {
 	Ref  string
 }
 
-// Access returns what method does to the route's repository.
+// Access returns what method does to the route's repository. Every
+// request on an upload session is part of a push.
 func (rt Route) Access(method string) Access {
+	if rt.Kind == KindUpload {
+		return AccessPush
+	}
 	switch method {
 	case http.MethodGet, http.MethodHead:
 		return AccessPull

@@ -51,9 +51,15 @@ func (a *API) startUpload(w http.ResponseWriter, r *http.Request, rt Route) erro
 				return err
 			}
 		}
-		ok, err := a.reg.MountBlob(ctx, rt.Name, from, d)
+		from, ok, err := a.mountSource(ctx, r, from, d)
 		if err != nil {
 			return err
+		}
+		if ok {
+			ok, err = a.reg.MountBlob(ctx, rt.Name, from, d)
+			if err != nil {
+				return err
+			}
 		}
 		if ok {
 			created(w, rt.Name, d.String())

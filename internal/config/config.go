@@ -17,6 +17,8 @@ type Config struct {
 	Storage    Storage    `yaml:"storage"`
 	Log        Log        `yaml:"log"`
 	Validation Validation `yaml:"validation"`
+	Auth       Auth       `yaml:"auth"`
+	TLS        TLS        `yaml:"tls"`
 }
 
 // HTTP configures the listener.
@@ -45,6 +47,43 @@ type Validation struct {
 	Sparse bool `yaml:"sparse"`
 	// MaxManifestBytes bounds a manifest body (default 4 MiB).
 	MaxManifestBytes int64 `yaml:"maxManifestBytes"`
+	// MaxBlobBytes bounds a blob's total size; 0 means no limit.
+	MaxBlobBytes int64 `yaml:"maxBlobBytes"`
+	// MaxChunkBytes bounds one upload request body; 0 means no limit.
+	MaxChunkBytes int64 `yaml:"maxChunkBytes"`
+}
+
+// Auth turns on HTTP basic authentication (when Htpasswd is set) and
+// per-repository access rules; internal/auth interprets it.
+type Auth struct {
+	Htpasswd string              `yaml:"htpasswd"` // bcrypt htpasswd file
+	Realm    string              `yaml:"realm"`    // default "octoserve"
+	Groups   map[string][]string `yaml:"groups"`   // group -> users
+	Rules    []AccessRule        `yaml:"rules"`
+	// FailedLogins rate-limits wrong passwords per client address.
+	FailedLogins RateLimit `yaml:"failedLogins"`
+}
+
+// AccessRule grants actions on the repositories matching a glob.
+type AccessRule struct {
+	Repository    string   `yaml:"repository"` // glob: * within a path component, ** across components
+	Users         []string `yaml:"users"`      // "*" is every authenticated user
+	Groups        []string `yaml:"groups"`
+	Actions       []string `yaml:"actions"` // pull, push, delete
+	AnonymousPull bool     `yaml:"anonymousPull"`
+}
+
+// RateLimit is a token bucket per client address.
+type RateLimit struct {
+	Burst      int     `yaml:"burst"`      // failures allowed at once
+	PerMinute  float64 `yaml:"perMinute"`  // failures regained per minute
+	MaxClients int     `yaml:"maxClients"` // addresses tracked at most
+}
+
+// TLS serves HTTPS when both files are set.
+type TLS struct {
+	Certificate string `yaml:"certificate"` // PEM certificate chain
+	Key         string `yaml:"key"`         // PEM private key
 }
 
 // Default returns the configuration used when nothing is set.
@@ -60,6 +99,10 @@ func Default() Config {
 		Storage:    Storage{Root: "./data"},
 		Log:        Log{Format: "text", Level: "info"},
 		Validation: Validation{MaxManifestBytes: 4 << 20},
+		Auth: Auth{
+			Realm:        "octoserve",
+			FailedLogins: RateLimit{Burst: 10, PerMinute: 10, MaxClients: 10000},
+		},
 	}
 }
 
@@ -94,6 +137,15 @@ func (c Config) Validate() error {
 	}
 	if c.Validation.MaxManifestBytes <= 0 {
 		return fmt.Errorf("validation.maxManifestBytes must be positive")
+	}
+	if c.Validation.MaxBlobBytes < 0 || c.Validation.MaxChunkBytes < 0 {
+		return fmt.Errorf("validation.maxBlobBytes and maxChunkBytes must not be negative (0: no limit)")
+	}
+	if (c.TLS.Certificate == "") != (c.TLS.Key == "") {
+		return fmt.Errorf("tls.certificate and tls.key must be set together")
+	}
+	if c.Auth.Htpasswd == "" && (len(c.Auth.Rules) > 0 || len(c.Auth.Groups) > 0) {
+		return fmt.Errorf("auth.rules and auth.groups need auth.htpasswd: without it authentication is off")
 	}
 	return nil
 }

@@ -24,6 +24,9 @@ type Options struct {
 	MaxManifestBytes int64
 	// ManifestCacheBytes bounds the in-memory cache of manifest bodies.
 	ManifestCacheBytes int64
+	// MaxBlobBytes bounds a blob's total size and MaxChunkBytes one
+	// upload request's body; 0 means no limit (see limits.go).
+	MaxBlobBytes, MaxChunkBytes int64
 }
 
 // DefaultMaxManifestBytes is the 4 MiB the spec recommends accepting.

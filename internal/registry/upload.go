@@ -133,6 +133,10 @@ func (r *Registry) appendLocked(ctx context.Context, name, id string, u *uploadS
 	if c.Start >= 0 && c.Start != size {
 		return size, errRange(c.Start, size)
 	}
+	lim := r.chunkLimit(size, c.Length)
+	if lim.hit {
+		return size, r.oversize(ctx, id, lim)
+	}
 	if c.Body == nil {
 		return size, nil
 	}
@@ -147,7 +151,7 @@ func (r *Registry) appendLocked(ctx context.Context, name, id string, u *uploadS
 	if c.Length >= 0 {
 		body = io.LimitReader(body, c.Length)
 	}
-	n, err := io.Copy(io.MultiWriter(w, u.h), body)
+	n, err := io.Copy(io.MultiWriter(w, u.h), lim.wrap(body))
 	if err == nil && c.Length >= 0 && n != c.Length {
 		err = ocierr.New(ocierr.SizeInvalid, http.StatusBadRequest, "chunk has %d bytes, %d were announced", n, c.Length)
 	}
@@ -155,6 +159,9 @@ func (r *Registry) appendLocked(ctx context.Context, name, id string, u *uploadS
 		u.hashed = -1
 		if cerr := w.Cancel(); cerr != nil {
 			return size, fmt.Errorf("%w (and rollback failed: %v)", err, cerr)
+		}
+		if lim.hit {
+			return size, r.oversize(ctx, id, lim)
 		}
 		if _, ok := ocierr.As(err); ok {
 			return size, err

@@ -35,6 +35,18 @@ func Run(ctx context.Context, log *slog.Logger, opts Options, h http.Handler, re
 		TLSConfig:         opts.TLSConfig,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	if opts.CertFile != "" {
+		// Load the key pair before listening so a bad file fails at startup.
+		cert, err := tls.LoadX509KeyPair(opts.CertFile, opts.KeyFile)
+		if err != nil {
+			return fmt.Errorf("loading TLS certificate: %w", err)
+		}
+		if srv.TLSConfig == nil {
+			srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		srv.TLSConfig = srv.TLSConfig.Clone()
+		srv.TLSConfig.Certificates = append(srv.TLSConfig.Certificates, cert)
+	}
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", opts.Addr, err)
@@ -45,7 +57,7 @@ func Run(ctx context.Context, log *slog.Logger, opts Options, h http.Handler, re
 	errc := make(chan error, 1)
 	go func() {
 		if opts.CertFile != "" {
-			errc <- srv.ServeTLS(ln, opts.CertFile, opts.KeyFile)
+			errc <- srv.ServeTLS(ln, "", "")
 		} else {
 			errc <- srv.Serve(ln)
 		}
