@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -58,8 +59,14 @@ func parseContentRange(h string) (int64, int64, error) {
 	return start, end - start + 1, nil
 }
 
+// maxRanges bounds the ranges one blob GET may ask for: many small or
+// overlapping ranges make a small request cost a large response.
+const maxRanges = 16
+
 // checkRange validates a blob GET's Range header against size so that a bad
 // one gets the spec's JSON 416; a valid one is served by http.ServeContent.
+// Besides malformed and unsatisfiable ranges it refuses more than maxRanges
+// ranges and ranges that overlap.
 func checkRange(h string, size int64) error {
 	if h == "" {
 		return nil
@@ -69,28 +76,59 @@ func checkRange(h string, size int64) error {
 	if !ok {
 		return bad
 	}
-	for _, part := range strings.Split(spec, ",") {
+	parts := strings.Split(spec, ",")
+	if len(parts) > maxRanges {
+		return bad
+	}
+	type span struct{ start, end int64 }
+	spans := make([]span, 0, len(parts))
+	for _, part := range parts {
 		a, b, ok := strings.Cut(strings.TrimSpace(part), "-")
 		if !ok {
 			return bad
 		}
 		if a == "" { // suffix range: the last b bytes
-			n, err := strconv.ParseInt(b, 10, 64)
-			if err != nil || n <= 0 || size == 0 {
+			n, ok := parseDecimal(b)
+			if !ok || n <= 0 || size == 0 {
 				return bad
 			}
+			spans = append(spans, span{max(size-n, 0), size - 1})
 			continue
 		}
-		start, err := strconv.ParseInt(a, 10, 64)
-		if err != nil || start < 0 || start >= size {
+		start, ok := parseDecimal(a)
+		if !ok || start >= size {
 			return bad
 		}
+		end := size - 1
 		if b != "" {
-			end, err := strconv.ParseInt(b, 10, 64)
-			if err != nil || end < start {
+			e, ok := parseDecimal(b)
+			if !ok || e < start {
 				return bad
 			}
+			end = min(e, size-1)
+		}
+		spans = append(spans, span{start, end})
+	}
+	sort.Slice(spans, func(i, j int) bool { return spans[i].start < spans[j].start })
+	for i := 1; i < len(spans); i++ {
+		if spans[i].start <= spans[i-1].end {
+			return bad
 		}
 	}
 	return nil
+}
+
+// parseDecimal parses a non-negative decimal without sign, as HTTP ranges
+// are written.
+func parseDecimal(s string) (int64, bool) {
+	if s == "" || len(s) > 18 {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
 }
