@@ -29,5 +29,23 @@ test-unit: ## go vet and go test ./... (race detector on)
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
+tools: ## install the pinned e2e clients (crane, oras, regctl) into .tools/bin; checks for skopeo
+	scripts/install-tools.sh
+
+test-e2e: build ## end-to-end tests: crane, oras, regctl, skopeo against octoserve (logs in test-results/e2e)
+	@command -v skopeo >/dev/null 2>&1 || { echo "skopeo not found: apt-get install skopeo" >&2; exit 1; }
+	scripts/test-e2e.sh
+
 clean: clean-conformance ## remove build output and test results
 	rm -rf bin
+
+FUZZTIME     ?= 10s
+FUZZPARALLEL ?= 2
+fuzz: ## run every Fuzz* test for FUZZTIME each (default 10s; seeds alone run in test-unit)
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' cmd internal | sort); do \
+	  pkg=./$$(dirname $$f); \
+	  for fn in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+	    echo "== $$fn ($$pkg, $(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -parallel $(FUZZPARALLEL) $$pkg; \
+	  done; \
+	done
