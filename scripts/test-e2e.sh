@@ -53,6 +53,7 @@ keep_server_log() {
 # directory removed on exit, even if go test is interrupted before its own
 # cleanup runs.
 E2E_TMP="$(mktemp -d "${TMPDIR:-/tmp}/octoserve-e2e.XXXXXX")"
+# shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
   set +e # clean up everything even if one step fails
   registry_stop
