@@ -94,6 +94,9 @@ func ParseRoute(path string) (Route, error) {
 	default:
 		return Route{}, errNotFound()
 	}
+	if rt.Ref == "" && rt.Kind != KindUpload && rt.Kind != KindTags {
+		return Route{}, errNotFound() // "/blobs/", "/manifests/": found by fuzzing
+	}
 	rt.Name = strings.Join(seg[:nameEnd], "/")
 	if err := reference.ValidateName(rt.Name); err != nil {
 		return Route{}, ocierr.New(ocierr.NameInvalid, http.StatusBadRequest, "invalid repository name").WithDetail(err.Error())
