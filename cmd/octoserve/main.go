@@ -1,6 +1,7 @@
 // Command octoserve is an OCI distribution-spec v1.1 registry.
 //
 //	octoserve serve [--addr HOST:PORT] [--root DIR] [--config FILE] [--tls-cert FILE --tls-key FILE]
+//	octoserve htpasswd [--cost N] USER < password
 //	octoserve version
 package main
 
@@ -21,6 +22,8 @@ func main() {
 	switch os.Args[1] {
 	case "serve":
 		err = serve(os.Args[2:])
+	case "htpasswd":
+		err = htpasswdMain(os.Args[2:])
 	case "version", "--version":
 		fmt.Println("octoserve", version)
 	case "help", "-h", "--help":
@@ -39,6 +42,7 @@ func main() {
 func usage() {
 	fmt.Fprint(os.Stderr, `usage:
   octoserve serve [--addr HOST:PORT] [--root DIR] [--config FILE] [--tls-cert FILE --tls-key FILE]
+  octoserve htpasswd [--cost N] USER < password   (prints a bcrypt htpasswd line)
   octoserve version
 `)
 }
