@@ -138,6 +138,9 @@ func (c Config) Validate() error {
 	if c.Validation.MaxManifestBytes <= 0 {
 		return fmt.Errorf("validation.maxManifestBytes must be positive")
 	}
+	if c.HTTP.ReadHeaderTimeout <= 0 || c.HTTP.IdleTimeout <= 0 || c.HTTP.MaxHeaderBytes <= 0 {
+		return fmt.Errorf("http.readHeaderTimeout, idleTimeout and maxHeaderBytes must be positive (they protect against slow and oversized requests)")
+	}
 	if c.Validation.MaxBlobBytes < 0 || c.Validation.MaxChunkBytes < 0 {
 		return fmt.Errorf("validation.maxBlobBytes and maxChunkBytes must not be negative (0: no limit)")
 	}
