@@ -73,10 +73,10 @@ func TestConfigRefusals(t *testing.T) {
 	}
 	for yaml, want := range map[string]string{
 		"auth:\n  rules:\n    - repository: \"**\"\n      anonymousPull: true\n": "need auth.htpasswd",
-		"tls:\n  certificate: /x.pem\n":                                        "must be set together",
-		"http:\n  readHeaderTimeout: 0s\n":                                     "must be positive",
-		"validation:\n  maxBlobBytes: -1\n":                                    "must not be negative",
-		"auth:\n  htpasswdd: /x\n":                                             "field htpasswdd not found",
+		"tls:\n  certificate: /x.pem\n":                                          "must be set together",
+		"http:\n  readHeaderTimeout: 0s\n":                                       "must be positive",
+		"validation:\n  maxBlobBytes: -1\n":                                      "must not be negative",
+		"auth:\n  htpasswdd: /x\n":                                               "field htpasswdd not found",
 	} {
 		path := filepath.Join(dir, "c.yaml")
 		if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {

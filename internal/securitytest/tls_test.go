@@ -269,11 +269,13 @@ func startBinary(t *testing.T, args ...string) string {
 	}
 }
 
-// TestTLSBinaryWithCrane runs the octoserve binary with a YAML config
+// TestTLSBinaryWithClients runs the octoserve binary with a YAML config
 // (auth on) and --tls-cert/--tls-key, and drives it over HTTPS with a Go
-// client and, when scripts/install-tools.sh has put it in .tools/bin, with
-// crane trusting the test certificate through SSL_CERT_FILE.
-func TestTLSBinaryWithCrane(t *testing.T) {
+// client and then with the real clients scripts/install-tools.sh puts in
+// .tools/bin (crane, oras) and skopeo from PATH, each trusting the test
+// certificate and logging in; a client that is not installed skips only
+// its own subtest.
+func TestTLSBinaryWithClients(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
@@ -309,61 +311,124 @@ auth:
 	}
 	pushAndPull(t, &client{t: t, base: "https://" + addr, user: "alice", pass: "alice-pw", hc: hc}, "team-a/go-client")
 
-	crane := filepath.Join(repoRoot(t), ".tools", "bin", "crane")
-	if _, err := os.Stat(crane); err != nil {
-		t.Skipf("crane not installed (%s; run scripts/install-tools.sh): Go-client part passed, crane part skipped", crane)
-	}
+	tools := filepath.Join(repoRoot(t), ".tools", "bin")
 	home := t.TempDir()
-	run := func(wantOK bool, trust bool, args ...string) string {
+	// run runs a client with HOME isolated; trust adds the certificate to
+	// Go's system pool (all three clients are Go programs).
+	run := func(t *testing.T, bin string, wantOK, trust bool, args ...string) string {
 		t.Helper()
-		cmd := exec.Command(crane, args...)
-		cmd.Env = append(os.Environ(), "HOME="+home, "DOCKER_CONFIG="+filepath.Join(home, ".docker"))
+		cmd := exec.Command(bin, args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "HOME="+home, "DOCKER_CONFIG="+filepath.Join(home, ".docker"),
+			"REGISTRY_AUTH_FILE="+filepath.Join(home, "auth.json"))
 		if trust {
 			cmd.Env = append(cmd.Env, "SSL_CERT_FILE="+certPath)
 		}
 		out, err := cmd.CombinedOutput()
 		if (err == nil) != wantOK {
-			t.Fatalf("crane %s: err=%v (want ok=%v)\n%s", strings.Join(args, " "), err, wantOK, out)
+			t.Fatalf("%s %s: err=%v (want ok=%v)\n%s", filepath.Base(bin), strings.Join(args, " "), err, wantOK, out)
 		}
 		return string(out)
 	}
-	layer := filepath.Join(dir, "layer.tar")
-	writeTar(t, layer, "hello.txt", "hello over TLS\n")
+	need := func(t *testing.T, bin string) string {
+		t.Helper()
+		if !filepath.IsAbs(bin) {
+			p, err := exec.LookPath(bin)
+			if err != nil {
+				t.Skipf("%s not installed: skipped", bin)
+			}
+			return p
+		}
+		if _, err := os.Stat(bin); err != nil {
+			t.Skipf("%s not installed (run scripts/install-tools.sh): skipped", bin)
+		}
+		return bin
+	}
 
-	// Without trusting the certificate crane fails.
-	run(false, false, "catalog", addr)
-	// Logged in as alice: push, list, pull.
-	run(true, true, "auth", "login", addr, "-u", "alice", "-p", "alice-pw")
-	run(true, true, "append", "-f", layer, "-t", addr+"/team-a/crane:v1")
-	run(true, true, "append", "-f", layer, "-t", addr+"/public/crane:v1")
-	if out := run(true, true, "ls", addr+"/team-a/crane"); strings.TrimSpace(out) != "v1" {
-		t.Fatalf("crane ls: %q", out)
-	}
-	if out := run(true, true, "catalog", addr); !strings.Contains(out, "team-a/crane") || !strings.Contains(out, "public/crane") {
-		t.Fatalf("crane catalog as alice: %q", out)
-	}
-	run(true, true, "export", addr+"/team-a/crane:v1", filepath.Join(dir, "out.tar"))
-	// bob may pull team-a but not push.
-	run(true, true, "auth", "login", addr, "-u", "bob", "-p", "bob-pw")
-	run(true, true, "manifest", addr+"/team-a/crane:v1")
-	if out := run(false, true, "tag", addr+"/team-a/crane:v1", "v2"); !strings.Contains(out, "DENIED") {
-		t.Fatalf("bob tagging: %s", out)
-	}
-	// Anonymous: public pulls work, team-a needs a login, the catalog shows
-	// only public repositories.
-	run(true, true, "auth", "logout", addr)
-	run(true, true, "manifest", addr+"/public/crane:v1")
-	if out := run(false, true, "manifest", addr+"/team-a/crane:v1"); !strings.Contains(out, "UNAUTHORIZED") {
-		t.Fatalf("anonymous team-a pull: %s", out)
-	}
-	if out := run(true, true, "catalog", addr); strings.Contains(out, "team-a") || !strings.Contains(out, "public/crane") {
-		t.Fatalf("anonymous catalog: %q", out)
-	}
-	// A wrong password is refused.
-	run(true, true, "auth", "login", addr, "-u", "alice", "-p", "not-her-password")
-	if out := run(false, true, "ls", addr+"/team-a/crane"); !strings.Contains(out, "UNAUTHORIZED") {
-		t.Fatalf("wrong password: %s", out)
-	}
+	t.Run("crane", func(t *testing.T) {
+		crane := need(t, filepath.Join(tools, "crane"))
+		layer := filepath.Join(dir, "layer.tar")
+		writeTar(t, layer, "hello.txt", "hello over TLS\n")
+		// Without trusting the certificate crane fails.
+		run(t, crane, false, false, "catalog", addr)
+		// Logged in as alice: push, list, pull.
+		run(t, crane, true, true, "auth", "login", addr, "-u", "alice", "-p", "alice-pw")
+		run(t, crane, true, true, "append", "-f", layer, "-t", addr+"/team-a/crane:v1")
+		run(t, crane, true, true, "append", "-f", layer, "-t", addr+"/public/crane:v1")
+		if out := run(t, crane, true, true, "ls", addr+"/team-a/crane"); strings.TrimSpace(out) != "v1" {
+			t.Fatalf("crane ls: %q", out)
+		}
+		if out := run(t, crane, true, true, "catalog", addr); !strings.Contains(out, "team-a/crane") || !strings.Contains(out, "public/crane") {
+			t.Fatalf("crane catalog as alice: %q", out)
+		}
+		run(t, crane, true, true, "export", addr+"/team-a/crane:v1", filepath.Join(dir, "out.tar"))
+		// bob may pull team-a but not push.
+		run(t, crane, true, true, "auth", "login", addr, "-u", "bob", "-p", "bob-pw")
+		run(t, crane, true, true, "manifest", addr+"/team-a/crane:v1")
+		if out := run(t, crane, false, true, "tag", addr+"/team-a/crane:v1", "v2"); !strings.Contains(out, "DENIED") {
+			t.Fatalf("bob tagging: %s", out)
+		}
+		// Anonymous: public pulls work, team-a needs a login, the catalog
+		// shows only public repositories.
+		run(t, crane, true, true, "auth", "logout", addr)
+		run(t, crane, true, true, "manifest", addr+"/public/crane:v1")
+		if out := run(t, crane, false, true, "manifest", addr+"/team-a/crane:v1"); !strings.Contains(out, "UNAUTHORIZED") {
+			t.Fatalf("anonymous team-a pull: %s", out)
+		}
+		if out := run(t, crane, true, true, "catalog", addr); strings.Contains(out, "team-a") || !strings.Contains(out, "public/crane") {
+			t.Fatalf("anonymous catalog: %q", out)
+		}
+		// A wrong password is refused.
+		run(t, crane, true, true, "auth", "login", addr, "-u", "alice", "-p", "not-her-password")
+		if out := run(t, crane, false, true, "ls", addr+"/team-a/crane"); !strings.Contains(out, "UNAUTHORIZED") {
+			t.Fatalf("wrong password: %s", out)
+		}
+		run(t, crane, true, true, "auth", "logout", addr)
+	})
+
+	t.Run("oras", func(t *testing.T) {
+		oras := need(t, filepath.Join(tools, "oras"))
+		regCfg := filepath.Join(home, "oras.json")
+		file := filepath.Join(dir, "artifact.txt")
+		if err := os.WriteFile(file, []byte("an artifact\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		run(t, oras, true, true, "login", addr, "-u", "alice", "-p", "alice-pw", "--registry-config", regCfg)
+		run(t, oras, true, true, "push", addr+"/team-a/oras:v1", "artifact.txt", "--artifact-type", "application/vnd.test",
+			"--registry-config", regCfg, "--disable-path-validation")
+		out := filepath.Join(dir, "oras-out")
+		run(t, oras, true, true, "pull", addr+"/team-a/oras:v1", "-o", out, "--registry-config", regCfg)
+		if b, err := os.ReadFile(filepath.Join(out, "artifact.txt")); err != nil || string(b) != "an artifact\n" {
+			t.Fatalf("oras pull: %q %v", b, err)
+		}
+		run(t, oras, true, true, "login", addr, "-u", "bob", "-p", "bob-pw", "--registry-config", regCfg)
+		if o := run(t, oras, false, true, "push", addr+"/team-a/oras:v2", "artifact.txt", "--registry-config", regCfg,
+			"--disable-path-validation"); !strings.Contains(o, "403") && !strings.Contains(o, "denied") && !strings.Contains(o, "DENIED") {
+			t.Fatalf("oras push as bob: %s", o)
+		}
+		if o := run(t, oras, false, true, "login", addr, "-u", "alice", "-p", "wrong", "--registry-config", regCfg); !strings.Contains(o, "401") &&
+			!strings.Contains(strings.ToLower(o), "unauthorized") {
+			t.Fatalf("oras login with a wrong password: %s", o)
+		}
+	})
+
+	t.Run("skopeo", func(t *testing.T) {
+		skopeo := need(t, "skopeo")
+		policy := filepath.Join(home, "policy.json")
+		if err := os.WriteFile(policy, []byte(`{"default":[{"type":"insecureAcceptAnything"}]}`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		src, dst := "docker://"+addr+"/team-a/go-client:v1", "docker://"+addr+"/team-a/skopeo:v1"
+		run(t, skopeo, true, true, "--policy", policy, "copy", "--src-creds", "alice:alice-pw", "--dest-creds", "alice:alice-pw", src, dst)
+		run(t, skopeo, true, true, "inspect", "--raw", "--creds", "bob:bob-pw", dst)
+		if o := run(t, skopeo, false, true, "--policy", policy, "copy", "--src-creds", "bob:bob-pw", "--dest-creds", "bob:bob-pw",
+			src, "docker://"+addr+"/team-a/skopeo:bob"); !strings.Contains(strings.ToLower(o), "denied") {
+			t.Fatalf("skopeo copy as bob: %s", o)
+		}
+		if o := run(t, skopeo, false, true, "inspect", "--raw", "--creds", "alice:wrong", dst); !strings.Contains(strings.ToLower(o), "unauthorized") {
+			t.Fatalf("skopeo with a wrong password: %s", o)
+		}
+	})
 }
 
 // writeTar writes a tarball holding one file.
