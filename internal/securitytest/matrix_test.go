@@ -171,7 +171,7 @@ func TestAuthMatrix(t *testing.T) {
 			for _, ep := range endpoints {
 				t.Run(c.name+"/"+repo+"/"+ep.name, func(t *testing.T) {
 					t.Parallel()
-					w := newWorld(t, matrixAuth(), matrixUsers, registry.Options{}, matrixRepos...)
+					w := newWorld(t, matrixAuth(), matrixUsers, registry.Options{}, repo)
 					x := w.seeds[repo]
 					path := "/v2/" + repo + strings.ReplaceAll(ep.path(x), "REPO", repo)
 					var body []byte
