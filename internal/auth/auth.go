@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +36,9 @@ type Authenticator struct {
 	limit  *limiter
 	cache  *verified
 	log    *slog.Logger
+	// bcrypts bounds concurrent bcrypt checks to the CPUs, so a flood of
+	// logins from many addresses queues instead of starving the server.
+	bcrypts chan struct{}
 }
 
 // New loads the htpasswd file named by c and compiles c's rules. Users
@@ -86,13 +90,14 @@ func newAuthenticator(c config.Auth, users map[string][]byte, log *slog.Logger) 
 	}
 	fl := c.FailedLogins
 	return &Authenticator{
-		realm:  realm,
-		users:  users,
-		dummy:  dummy,
-		policy: pol,
-		limit:  newLimiter(fl.Burst, fl.PerMinute, fl.MaxClients),
-		cache:  newVerified(4096, 5*time.Minute),
-		log:    log,
+		realm:   realm,
+		users:   users,
+		dummy:   dummy,
+		policy:  pol,
+		limit:   newLimiter(fl.Burst, fl.PerMinute, fl.MaxClients),
+		cache:   newVerified(4096, 5*time.Minute),
+		log:     log,
+		bcrypts: make(chan struct{}, runtime.GOMAXPROCS(0)),
 	}, nil
 }
 
@@ -225,7 +230,9 @@ func (a *Authenticator) check(user, pass string) bool {
 	if !known {
 		hash = a.dummy
 	}
+	a.bcrypts <- struct{}{}
 	err := bcrypt.CompareHashAndPassword(hash, []byte(pass))
+	<-a.bcrypts
 	return known && err == nil
 }
 
