@@ -10,6 +10,7 @@
 # test-results/e2e/octoserve.log.
 #
 # Usage: scripts/test-e2e.sh [go test flags, e.g. -run 'Oras|Skopeo']
+# OCTOSERVE_BIN=path tests another octoserve binary (default bin/octoserve).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -26,8 +27,8 @@ fi
 scripts/install-tools.sh
 export PATH="$ROOT/.tools/bin:$PATH"
 
-if [ ! -x bin/octoserve ]; then
-  echo "test-e2e: bin/octoserve not built: run make build" >&2
+if [ ! -x "${OCTOSERVE_BIN:-bin/octoserve}" ]; then
+  echo "test-e2e: ${OCTOSERVE_BIN:-bin/octoserve} not built: run make build" >&2
   exit 1
 fi
 
@@ -37,7 +38,7 @@ if [ ! -f scripts/lib/registry.sh ]; then
   echo "test-e2e: scripts/lib/registry.sh (registry lifecycle library) is missing" >&2
   exit 1
 fi
-# shellcheck source=lib/registry.sh
+# shellcheck source-path=SCRIPTDIR/..
 . scripts/lib/registry.sh
 
 rm -rf "$RESULTS"
