@@ -10,7 +10,7 @@ GO_SRC   := $(shell find cmd internal -name '*.go' 2>/dev/null) go.mod go.sum
 
 .PHONY: help build run test test-unit test-conformance test-conformance-quick \
         test-conformance-v2 build-conformance clean-conformance test-e2e tools \
-        fuzz bench lint clean
+        test-harness fuzz lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
@@ -23,7 +23,7 @@ $(BIN): $(GO_SRC)
 run: build ## serve a registry on localhost:5000 with data in ./data
 	./$(BIN) serve --addr localhost:5000 --root ./data
 
-test: test-unit test-conformance test-conformance-v2 test-e2e ## everything that can be tested here
+test: lint test-unit test-conformance test-conformance-v2 test-harness test-e2e ## everything that can be tested here
 
 test-unit: ## go vet and go test ./... (race detector on)
 	$(GO) vet ./...
@@ -35,6 +35,37 @@ tools: ## install the pinned e2e clients (crane, oras, regctl) into .tools/bin; 
 test-e2e: build ## end-to-end tests: crane, oras, regctl, skopeo against octoserve (logs in test-results/e2e)
 	@command -v skopeo >/dev/null 2>&1 || { echo "skopeo not found: apt-get install skopeo" >&2; exit 1; }
 	scripts/test-e2e.sh
+
+SUITE_V1 := distribution-spec/conformance/conformance.test
+SUITE_V2 := distribution-spec/conformance-v2/conformance
+
+build-conformance: $(SUITE_V1) $(SUITE_V2) ## build both official conformance suites (no-op when up to date)
+
+$(SUITE_V1): distribution-spec/conformance/go.mod distribution-spec/conformance/go.sum
+	scripts/build-conformance.sh v1
+
+$(SUITE_V2): distribution-spec/conformance-v2/go.mod distribution-spec/conformance-v2/go.sum
+	scripts/build-conformance.sh v2
+
+test-conformance: build $(SUITE_V1) ## 2023 suite, all four workflows (reports in test-results/)
+	scripts/test-conformance.sh
+
+test-conformance-quick: build $(SUITE_V1) ## 2023 suite, pull and push workflows only
+	OCI_TEST_CONTENT_DISCOVERY=0 OCI_TEST_CONTENT_MANAGEMENT=0 scripts/test-conformance.sh
+
+test-conformance-v2: build $(SUITE_V2) ## 2026 suite, every API and data option on (reports in test-results/v2/)
+	scripts/test-conformance-v2.sh
+
+test-harness: build $(SUITE_V1) ## tests of the conformance scripts: cleanup on signals, failure on a broken registry
+	scripts/test-harness.sh
+
+lint: ## gofmt and shellcheck (go vet runs in test-unit)
+	@test -z "$$(gofmt -l cmd internal e2e)" || { gofmt -l cmd internal e2e; exit 1; }
+	shellcheck -x -P scripts scripts/*.sh scripts/lib/*.sh .ci/run
+
+clean-conformance: ## remove the built suites and test-results/
+	rm -f $(SUITE_V1) $(SUITE_V2)
+	rm -rf test-results
 
 clean: clean-conformance ## remove build output and test results
 	rm -rf bin

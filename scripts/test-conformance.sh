@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Runs the 2023 OCI conformance suite (Ginkgo) against octoserve.
+#
+# Starts bin/octoserve on a free loopback port with a fresh data directory
+# (unless OCI_ROOT_URL names a registry to test instead), runs the suite
+# with every workflow on, always stops the server it started and removes
+# its data, and leaves junit.xml, report.html, the suite's output and the
+# server log in test-results/. Exits with the suite's status, and fails if
+# no spec ran or a report is missing.
+#
+# Every OCI_* variable below can be overridden from the environment;
+# OCI_USERNAME/OCI_PASSWORD pass through. CONFORMANCE_AUTH=1 runs against
+# an octoserve with basic auth on (and sets the credentials).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+# shellcheck source=lib/registry.sh
+. scripts/lib/registry.sh
+# shellcheck source=lib/conformance.sh
+. scripts/lib/conformance.sh
+# shellcheck source=lib/auth.sh
+. scripts/lib/auth.sh
+
+SUITE=${CONFORMANCE_SUITE:-distribution-spec/conformance/conformance.test}
+RESULTS=$(realpath -m "${CONFORMANCE_RESULTS:-test-results}")
+if [ ! -x "$SUITE" ]; then
+  echo "test-conformance: $SUITE is not built: run make build-conformance" >&2
+  exit 2
+fi
+SUITE=$(realpath "$SUITE")
+
+mkdir -p "$RESULTS"
+rm -f "$RESULTS/junit.xml" "$RESULTS/report.html" "$RESULTS/conformance.log" "$RESULTS/octoserve.log"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/octoserve-conformance.XXXXXX")
+
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+  set +e
+  stop_suite
+  if [ -n "${REGISTRY_LOG:-}" ] && [ -f "$REGISTRY_LOG" ]; then
+    cp "$REGISTRY_LOG" "$RESULTS/octoserve.log"
+  fi
+  registry_stop
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'echo "test-conformance: interrupted" >&2; exit 130' INT
+trap 'echo "test-conformance: terminated" >&2; exit 143' TERM
+
+if [ -z "${OCI_ROOT_URL:-}" ]; then
+  serve_args=()
+  if [ "${CONFORMANCE_AUTH:-0}" = 1 ]; then
+    conformance_auth_setup "${OCTOSERVE_BIN:-bin/octoserve}" "$WORK/auth"
+    serve_args+=(--config "$CONFORMANCE_AUTH_CONFIG")
+  fi
+  registry_start "${serve_args[@]}"
+  export OCI_ROOT_URL=$REGISTRY_URL
+  echo "test-conformance: octoserve (pid $REGISTRY_PID) at $OCI_ROOT_URL, data in $REGISTRY_ROOT"
+else
+  echo "test-conformance: testing the registry at $OCI_ROOT_URL (OCI_ROOT_URL is set; starting nothing)"
+fi
+
+export OCI_NAMESPACE=${OCI_NAMESPACE:-test/repo}
+export OCI_CROSSMOUNT_NAMESPACE=${OCI_CROSSMOUNT_NAMESPACE:-test/other}
+export OCI_TEST_PULL=${OCI_TEST_PULL:-1}
+export OCI_TEST_PUSH=${OCI_TEST_PUSH:-1}
+export OCI_TEST_CONTENT_DISCOVERY=${OCI_TEST_CONTENT_DISCOVERY:-1}
+export OCI_TEST_CONTENT_MANAGEMENT=${OCI_TEST_CONTENT_MANAGEMENT:-1}
+export OCI_HIDE_SKIPPED_WORKFLOWS=${OCI_HIDE_SKIPPED_WORKFLOWS:-1}
+export OCI_DEBUG=${OCI_DEBUG:-0}
+export OCI_DELETE_MANIFEST_BEFORE_BLOBS=${OCI_DELETE_MANIFEST_BEFORE_BLOBS:-1}
+# octoserve mounts a blob it holds without a "from" repository; "0" would
+# expect the opposite, so the variable is only set when it is 1.
+export OCI_AUTOMATIC_CROSSMOUNT=${OCI_AUTOMATIC_CROSSMOUNT:-1}
+[ "$OCI_AUTOMATIC_CROSSMOUNT" = 1 ] || unset OCI_AUTOMATIC_CROSSMOUNT
+export OCI_REPORT_DIR=$WORK/report
+mkdir -p "$OCI_REPORT_DIR"
+[ -z "${OCI_USERNAME:-}" ] || echo "test-conformance: authenticating as $OCI_USERNAME"
+
+echo "test-conformance: workflows pull=$OCI_TEST_PULL push=$OCI_TEST_PUSH discovery=$OCI_TEST_CONTENT_DISCOVERY management=$OCI_TEST_CONTENT_MANAGEMENT"
+status=0
+# The suite writes into its working directory; it runs in this shell (not
+# a subshell) so that the signal traps can stop it at once.
+cd "$WORK"
+run_suite "$WORK/conformance.log" timeout "${CONFORMANCE_TIMEOUT:-600}" \
+  "$SUITE" -ginkgo.v -ginkgo.no-color -ginkgo.timeout=10m || status=$?
+cd "$ROOT"
+cp "$WORK/conformance.log" "$RESULTS/conformance.log"
+
+missing=()
+for f in junit.xml report.html; do
+  if [ -s "$OCI_REPORT_DIR/$f" ]; then
+    cp "$OCI_REPORT_DIR/$f" "$RESULTS/$f"
+  else
+    missing+=("$f")
+  fi
+done
+
+echo
+echo "== OCI conformance (2023 suite) =="
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "FAIL: the suite wrote no ${missing[*]}"
+  [ "$status" -ne 0 ] || status=1
+fi
+if [ -s "$RESULTS/junit.xml" ]; then
+  junit_summary "$RESULTS/junit.xml" A
+  if [ "$((JUNIT_PASSED + JUNIT_FAILED))" -eq 0 ]; then
+    echo "FAIL: no spec ran"
+    [ "$status" -ne 0 ] || status=1
+  fi
+  echo "conformance: $JUNIT_PASSED passed, $JUNIT_FAILED failed, $JUNIT_SKIPPED skipped"
+fi
+echo "Reports: $RESULTS/junit.xml $RESULTS/report.html (suite output: $RESULTS/conformance.log, server log: $RESULTS/octoserve.log)"
+if [ "$status" -eq 0 ]; then echo "test-conformance: PASS"; else echo "test-conformance: FAIL (exit $status)"; fi
+exit "$status"
