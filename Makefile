@@ -73,10 +73,4 @@ clean: clean-conformance ## remove build output and test results
 FUZZTIME     ?= 10s
 FUZZPARALLEL ?= 2
 fuzz: ## run every Fuzz* test for FUZZTIME each (default 10s; seeds alone run in test-unit)
-	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' cmd internal | sort); do \
-	  pkg=./$$(dirname $$f); \
-	  for fn in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
-	    echo "== $$fn ($$pkg, $(FUZZTIME))"; \
-	    $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -parallel $(FUZZPARALLEL) $$pkg; \
-	  done; \
-	done
+	GO=$(GO) FUZZTIME=$(FUZZTIME) FUZZPARALLEL=$(FUZZPARALLEL) scripts/fuzz.sh
