@@ -34,19 +34,7 @@ rm -rf "$RESULTS"
 mkdir -p "$RESULTS"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/octoserve-conformance-v2.XXXXXX")
 
-# shellcheck disable=SC2317 # called by the EXIT trap
-cleanup() {
-  set +e
-  stop_suite
-  if [ -n "${REGISTRY_LOG:-}" ] && [ -f "$REGISTRY_LOG" ]; then
-    cp "$REGISTRY_LOG" "$RESULTS/octoserve.log"
-  fi
-  registry_stop
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'echo "test-conformance-v2: interrupted" >&2; exit 130' INT
-trap 'echo "test-conformance-v2: terminated" >&2; exit 143' TERM
+conformance_traps test-conformance-v2 "$RESULTS" "$WORK"
 
 if [ -z "${OCI_REGISTRY:-}" ]; then
   config=$WORK/octoserve.yaml

@@ -33,19 +33,7 @@ mkdir -p "$RESULTS"
 rm -f "$RESULTS/junit.xml" "$RESULTS/report.html" "$RESULTS/conformance.log" "$RESULTS/octoserve.log"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/octoserve-conformance.XXXXXX")
 
-# shellcheck disable=SC2317 # called by the EXIT trap
-cleanup() {
-  set +e
-  stop_suite
-  if [ -n "${REGISTRY_LOG:-}" ] && [ -f "$REGISTRY_LOG" ]; then
-    cp "$REGISTRY_LOG" "$RESULTS/octoserve.log"
-  fi
-  registry_stop
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'echo "test-conformance: interrupted" >&2; exit 130' INT
-trap 'echo "test-conformance: terminated" >&2; exit 143' TERM
+conformance_traps test-conformance "$RESULTS" "$WORK"
 
 if [ -z "${OCI_ROOT_URL:-}" ]; then
   serve_args=()

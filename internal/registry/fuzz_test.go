@@ -51,16 +51,7 @@ func FuzzParseManifest(f *testing.F) {
 		}
 		// Every descriptor the registry reads (and later stats by digest)
 		// has a valid digest and a non-negative size.
-		var all []Descriptor
-		if isImageManifest(mediaType) {
-			all = append(append(all, *mf.Config), mf.Layers...)
-		} else {
-			all = append(all, mf.Manifests...)
-		}
-		if mf.Subject != nil {
-			all = append(all, *mf.Subject)
-		}
-		for _, desc := range all {
+		for _, desc := range mf.descriptors(mediaType) {
 			if _, err := reference.ParseDigest(desc.Digest); err != nil {
 				t.Fatalf("descriptor with digest %q accepted", desc.Digest)
 			}

@@ -188,20 +188,29 @@ func parseManifest(contentType string, body []byte) (*manifestFields, string, er
 	return &mf, mediaType, validateDescriptors(mediaType, &mf)
 }
 
-func validateDescriptors(mediaType string, mf *manifestFields) error {
+// descriptors returns every descriptor a manifest of mediaType points at:
+// config and layers or child manifests, and the subject.
+func (mf *manifestFields) descriptors(mediaType string) []Descriptor {
 	var all []Descriptor
 	if isImageManifest(mediaType) {
-		if mf.Config == nil {
-			return errManifestInvalid("image manifest has no config")
+		if mf.Config != nil {
+			all = append(all, *mf.Config)
 		}
-		all = append(append(all, *mf.Config), mf.Layers...)
+		all = append(all, mf.Layers...)
 	} else {
 		all = append(all, mf.Manifests...)
 	}
 	if mf.Subject != nil {
 		all = append(all, *mf.Subject)
 	}
-	for _, desc := range all {
+	return all
+}
+
+func validateDescriptors(mediaType string, mf *manifestFields) error {
+	if isImageManifest(mediaType) && mf.Config == nil {
+		return errManifestInvalid("image manifest has no config")
+	}
+	for _, desc := range mf.descriptors(mediaType) {
 		if _, err := reference.ParseDigest(desc.Digest); err != nil {
 			return errManifestInvalid("descriptor: %v", err)
 		}

@@ -27,6 +27,27 @@ stop_suite() {
   fi
 }
 
+# conformance_traps NAME RESULTS WORK: on exit, whatever the cause, stop
+# the suite and the server, keep the server log in RESULTS and remove WORK;
+# INT and TERM exit at once with 130 and 143.
+conformance_traps() {
+  _CONFORMANCE_NAME=$1 _CONFORMANCE_RESULTS=$2 _CONFORMANCE_WORK=$3
+  trap _conformance_cleanup EXIT
+  trap 'echo "$_CONFORMANCE_NAME: interrupted" >&2; exit 130' INT
+  trap 'echo "$_CONFORMANCE_NAME: terminated" >&2; exit 143' TERM
+}
+
+# shellcheck disable=SC2317 # called by the EXIT trap
+_conformance_cleanup() {
+  set +e
+  stop_suite
+  if [ -n "${REGISTRY_LOG:-}" ] && [ -f "$REGISTRY_LOG" ]; then
+    cp "$REGISTRY_LOG" "$_CONFORMANCE_RESULTS/octoserve.log"
+  fi
+  registry_stop
+  rm -rf "$_CONFORMANCE_WORK"
+}
+
 # junit_summary FILE KIND: prints passed/failed/skipped per group — the
 # workflow for KIND=A (2023 suite), the top-level test for KIND=B (2026
 # suite) — and the failed specs by name; sets JUNIT_PASSED, JUNIT_FAILED
