@@ -1,6 +1,8 @@
 // Command octoserve is an OCI distribution-spec v1.1 registry.
 //
 //	octoserve serve [--addr HOST:PORT] [--root DIR] [--config FILE] [--tls-cert FILE --tls-key FILE]
+//	octoserve gc [--root DIR | --config FILE] [--dry-run] [--delete-untagged] [--min-age DURATION]
+//	octoserve verify [--root DIR | --config FILE]
 //	octoserve htpasswd [--cost N] USER < password
 //	octoserve version
 package main
@@ -22,6 +24,10 @@ func main() {
 	switch os.Args[1] {
 	case "serve":
 		err = serve(os.Args[2:])
+	case "gc":
+		err = gcMain(os.Args[2:])
+	case "verify":
+		err = verifyMain(os.Args[2:])
 	case "htpasswd":
 		err = htpasswdMain(os.Args[2:])
 	case "version", "--version":
@@ -42,6 +48,8 @@ func main() {
 func usage() {
 	fmt.Fprint(os.Stderr, `usage:
   octoserve serve [--addr HOST:PORT] [--root DIR] [--config FILE] [--tls-cert FILE --tls-key FILE]
+  octoserve gc [--root DIR | --config FILE] [--dry-run] [--delete-untagged] [--min-age DURATION]
+  octoserve verify [--root DIR | --config FILE]   (re-hash blobs, check references; changes nothing)
   octoserve htpasswd [--cost N] USER < password   (prints a bcrypt htpasswd line)
   octoserve version
 `)

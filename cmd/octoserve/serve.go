@@ -13,10 +13,9 @@ import (
 	"github.com/octoserve/octoserve/internal/api"
 	"github.com/octoserve/octoserve/internal/auth"
 	"github.com/octoserve/octoserve/internal/config"
+	"github.com/octoserve/octoserve/internal/gc"
 	"github.com/octoserve/octoserve/internal/httplog"
-	"github.com/octoserve/octoserve/internal/registry"
 	"github.com/octoserve/octoserve/internal/server"
-	"github.com/octoserve/octoserve/internal/storage/filesystem"
 )
 
 func serve(args []string) error {
@@ -49,17 +48,11 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	driver, err := filesystem.New(cfg.Storage.Root)
+	reg, driver, err := openRegistry(cfg)
 	if err != nil {
 		return err
 	}
-	reg := registry.New(driver, registry.Options{
-		Sparse:           cfg.Validation.Sparse,
-		MaxManifestBytes: cfg.Validation.MaxManifestBytes,
-		MaxBlobBytes:     cfg.Validation.MaxBlobBytes,
-		MaxChunkBytes:    cfg.Validation.MaxChunkBytes,
-	})
-	var apiOpts []api.Option
+	apiOpts := []api.Option{api.WithLogger(log)}
 	if cfg.Auth.Htpasswd != "" {
 		authn, err := auth.New(cfg.Auth, log)
 		if err != nil {
@@ -74,6 +67,7 @@ func serve(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go gc.Run(ctx, log, reg, cfg.GC, cfg.Uploads)
 	return server.Run(ctx, log, server.Options{
 		Addr:              cfg.HTTP.Addr,
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,

@@ -4,12 +4,15 @@
 package api
 
 import (
+	"errors"
+	"log/slog"
 	"net/http"
 	"sort"
 	"strings"
 
 	"github.com/octoserve/octoserve/internal/ocierr"
 	"github.com/octoserve/octoserve/internal/registry"
+	"github.com/octoserve/octoserve/internal/storage"
 )
 
 // handlerFunc serves one method on one kind of route.
@@ -24,18 +27,22 @@ type API struct {
 	reg    *registry.Registry
 	guard  Guard
 	permit Permit
+	log    *slog.Logger
 	routes map[Kind]map[string]handlerFunc
 }
 
 // Option configures an API.
 type Option func(*API)
 
+// WithLogger logs internal errors to log (default: discarded).
+func WithLogger(log *slog.Logger) Option { return func(a *API) { a.log = log } }
+
 // WithGuard runs g before every routed request.
 func WithGuard(g Guard) Option { return func(a *API) { a.guard = g } }
 
 // New returns the API for reg.
 func New(reg *registry.Registry, opts ...Option) *API {
-	a := &API{reg: reg}
+	a := &API{reg: reg, log: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
 		o(a)
 	}
@@ -68,8 +75,22 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := h(w, r, rt); err != nil {
-		ocierr.Write(w, err)
+		a.fail(w, r, err)
 	}
+}
+
+// fail renders err. Errors the client caused are *ocierr.Error already; a
+// full disk becomes 507; anything else is logged here and answered 500
+// without internal detail.
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if _, ok := ocierr.As(err); !ok {
+		a.log.LogAttrs(r.Context(), slog.LevelError, "request failed",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", err.Error()))
+		if errors.Is(err, storage.ErrNoSpace) {
+			err = ocierr.New(ocierr.Unknown, http.StatusInsufficientStorage, "insufficient storage: the registry is out of disk space; nothing of this request was stored")
+		}
+	}
+	ocierr.Write(w, err)
 }
 
 func (a *API) handler(w http.ResponseWriter, method string, rt Route) (handlerFunc, error) {

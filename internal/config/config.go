@@ -19,6 +19,29 @@ type Config struct {
 	Validation Validation `yaml:"validation"`
 	Auth       Auth       `yaml:"auth"`
 	TLS        TLS        `yaml:"tls"`
+	GC         GC         `yaml:"gc"`
+	Uploads    Uploads    `yaml:"uploads"`
+}
+
+// GC configures garbage collection inside `serve` and the defaults of
+// `octoserve gc`.
+type GC struct {
+	// Interval runs a collection this often while serving; 0 turns it off.
+	Interval time.Duration `yaml:"interval"`
+	// MinAge keeps anything written or used more recently, so that a push
+	// in progress (blobs uploaded, manifest not yet) loses nothing.
+	MinAge time.Duration `yaml:"minAge"`
+	// DeleteUntagged also removes manifests no tag (or kept index, or kept
+	// subject of a referrer) reaches.
+	DeleteUntagged bool `yaml:"deleteUntagged"`
+}
+
+// Uploads configures upload sessions.
+type Uploads struct {
+	// MaxIdle removes a session that received nothing for this long.
+	MaxIdle time.Duration `yaml:"maxIdle"`
+	// PurgeInterval is how often `serve` looks for idle sessions.
+	PurgeInterval time.Duration `yaml:"purgeInterval"`
 }
 
 // HTTP configures the listener.
@@ -103,6 +126,8 @@ func Default() Config {
 			Realm:        "octoserve",
 			FailedLogins: RateLimit{Burst: 10, PerMinute: 10, MaxClients: 10000},
 		},
+		GC:      GC{MinAge: time.Hour},
+		Uploads: Uploads{MaxIdle: 24 * time.Hour, PurgeInterval: 15 * time.Minute},
 	}
 }
 
@@ -137,6 +162,12 @@ func (c Config) Validate() error {
 	}
 	if c.Validation.MaxManifestBytes <= 0 {
 		return fmt.Errorf("validation.maxManifestBytes must be positive")
+	}
+	if c.GC.Interval < 0 || c.GC.MinAge < 0 {
+		return fmt.Errorf("gc.interval and gc.minAge must not be negative")
+	}
+	if c.Uploads.MaxIdle <= 0 || c.Uploads.PurgeInterval <= 0 {
+		return fmt.Errorf("uploads.maxIdle and uploads.purgeInterval must be positive")
 	}
 	if c.HTTP.ReadHeaderTimeout <= 0 || c.HTTP.IdleTimeout <= 0 || c.HTTP.MaxHeaderBytes <= 0 {
 		return fmt.Errorf("http.readHeaderTimeout, idleTimeout and maxHeaderBytes must be positive (they protect against slow and oversized requests)")

@@ -84,13 +84,19 @@ func (r *Registry) MountBlob(ctx context.Context, name, from string, d reference
 	if !ok || err != nil {
 		return false, err
 	}
-	if _, err := r.d.Stat(ctx, blobPath(d)); err != nil {
-		if isNotFound(err) {
-			return false, nil
-		}
-		return false, fmt.Errorf("stat blob %s: %w", d, err)
+	if err := r.linkBlob(ctx, name, d); err != nil {
+		return false, err
 	}
-	return true, r.linkBlob(ctx, name, d)
+	// Checked after linking: a garbage collection may have judged the blob
+	// unused just before the link was written (see gc.go).
+	present, err := r.blobPresent(ctx, d)
+	if err != nil || present {
+		return present, err
+	}
+	if err := r.d.Delete(ctx, layerLink(name, d)); err != nil && !isNotFound(err) {
+		return false, fmt.Errorf("unlinking vanished blob %s: %w", d, err)
+	}
+	return false, nil
 }
 
 func (r *Registry) linkBlob(ctx context.Context, name string, d reference.Digest) error {

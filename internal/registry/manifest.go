@@ -126,14 +126,15 @@ func (r *Registry) PutManifest(ctx context.Context, name, ref, contentType strin
 	if err != nil {
 		return nil, err
 	}
-	if err := r.checkReferences(ctx, name, mediaType, mf); err != nil {
+	blobs, err := r.checkReferences(ctx, name, mediaType, mf)
+	if err != nil {
 		return nil, err
 	}
 	res := &PutResult{Digest: d, Tags: tags}
 	if mf.Subject != nil {
 		res.Subject = reference.Digest(mf.Subject.Digest)
 	}
-	return res, r.storeManifest(ctx, name, d, mediaType, body, mf, tags)
+	return res, r.storeManifest(ctx, name, d, mediaType, body, mf, tags, blobs)
 }
 
 // manifestDigest computes the digest of body — with ref's algorithm when
@@ -229,56 +230,65 @@ func nonDistributable(mediaType string) bool {
 
 // checkReferences requires every blob and child manifest the manifest
 // references to be in the repository, unless the registry is sparse.
-func (r *Registry) checkReferences(ctx context.Context, name, mediaType string, mf *manifestFields) error {
+func (r *Registry) checkReferences(ctx context.Context, name, mediaType string, mf *manifestFields) ([]reference.Digest, error) {
 	if r.opts.Sparse {
-		return nil
+		return nil, nil
 	}
-	var required []Descriptor
+	var blobs []reference.Digest
 	if isImageManifest(mediaType) {
-		required = append(required, *mf.Config)
+		blobs = append(blobs, reference.Digest(mf.Config.Digest))
 		for _, l := range mf.Layers {
 			if !nonDistributable(l.MediaType) {
-				required = append(required, l)
+				blobs = append(blobs, reference.Digest(l.Digest))
 			}
 		}
 	}
-	for _, desc := range required {
-		ok, err := r.exists(ctx, layerLink(name, reference.Digest(desc.Digest)))
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return ocierr.New(ocierr.ManifestBlobUnknown, http.StatusBadRequest, "blob unknown to registry").WithDetail(map[string]string{"digest": desc.Digest})
+	// Touch, not stat: a link used by a new manifest must look fresh to a
+	// garbage collection running right now (see gc.go).
+	for _, d := range blobs {
+		if err := r.d.Touch(ctx, layerLink(name, d)); err != nil {
+			if isNotFound(err) {
+				return nil, ocierr.New(ocierr.ManifestBlobUnknown, http.StatusBadRequest, "blob unknown to registry").WithDetail(map[string]string{"digest": d.String()})
+			}
+			return nil, fmt.Errorf("touching blob link %s: %w", d, err)
 		}
 	}
 	for _, desc := range mf.Manifests {
-		ok, err := r.exists(ctx, revisionLink(name, reference.Digest(desc.Digest)))
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return ocierr.New(ocierr.ManifestBlobUnknown, http.StatusBadRequest, "manifest unknown to registry").WithDetail(map[string]string{"digest": desc.Digest})
+		if err := r.d.Touch(ctx, revisionLink(name, reference.Digest(desc.Digest))); err != nil {
+			if isNotFound(err) {
+				return nil, ocierr.New(ocierr.ManifestBlobUnknown, http.StatusBadRequest, "manifest unknown to registry").WithDetail(map[string]string{"digest": desc.Digest})
+			}
+			return nil, fmt.Errorf("touching manifest link %s: %w", desc.Digest, err)
 		}
 	}
-	return nil
+	return blobs, nil
 }
 
 // storeManifest writes, in crash-safe order, the bytes, the repository's
 // link, the referrer entry and the tags: each step is durable before the
-// next makes it reachable.
-func (r *Registry) storeManifest(ctx context.Context, name string, d reference.Digest, mediaType string, body []byte, mf *manifestFields, tags []string) error {
-	have, err := r.exists(ctx, blobPath(d))
-	if err != nil {
+// next makes it reachable. Once the link is written, the bytes and the
+// referenced blobs are checked again, because a garbage collection may have
+// judged them unused just before (see gc.go).
+func (r *Registry) storeManifest(ctx context.Context, name string, d reference.Digest, mediaType string, body []byte, mf *manifestFields, tags []string, blobs []reference.Digest) error {
+	if err := r.ensureManifestBytes(ctx, d, body); err != nil {
 		return err
-	}
-	if !have {
-		if err := r.d.PutContent(ctx, blobPath(d), body); err != nil {
-			return fmt.Errorf("storing manifest %s: %w", d, err)
-		}
 	}
 	r.manifest.put(d.String(), body)
 	if err := r.d.PutContent(ctx, revisionLink(name, d), []byte(mediaType)); err != nil {
 		return fmt.Errorf("linking manifest %s: %w", d, err)
+	}
+	if err := r.ensureManifestBytes(ctx, d, body); err != nil {
+		return err
+	}
+	for _, b := range blobs {
+		ok, err := r.blobPresent(ctx, b)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			_ = r.d.Delete(context.WithoutCancel(ctx), revisionLink(name, d))
+			return ocierr.New(ocierr.ManifestBlobUnknown, http.StatusBadRequest, "blob unknown to registry").WithDetail(map[string]string{"digest": b.String()})
+		}
 	}
 	if mf.Subject != nil {
 		if err := r.putReferrer(ctx, name, d, mediaType, int64(len(body)), mf); err != nil {
@@ -289,6 +299,17 @@ func (r *Registry) storeManifest(ctx context.Context, name string, d reference.D
 		if err := r.d.PutContent(ctx, tagPath(name, t), []byte(d)); err != nil {
 			return fmt.Errorf("tagging %s as %s: %w", d, t, err)
 		}
+	}
+	return nil
+}
+
+func (r *Registry) ensureManifestBytes(ctx context.Context, d reference.Digest, body []byte) error {
+	have, err := r.exists(ctx, blobPath(d))
+	if err != nil || have {
+		return err
+	}
+	if err := r.d.PutContent(ctx, blobPath(d), body); err != nil {
+		return fmt.Errorf("storing manifest %s: %w", d, err)
 	}
 	return nil
 }

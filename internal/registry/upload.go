@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"regexp"
 	"sync"
+	"time"
 
 	"github.com/octoserve/octoserve/internal/ocierr"
 	"github.com/octoserve/octoserve/internal/reference"
@@ -245,29 +246,74 @@ func (r *Registry) uploadDigest(ctx context.Context, name, id string, u *uploadS
 }
 
 // storeUpload moves verified upload data into the blob store, links it into
-// the repository and removes the session.
+// the repository and removes the session. The upload's data is kept until
+// the blob is seen in place after the link is written: a garbage
+// collection may have judged an identical old blob unused just before.
 func (r *Registry) storeUpload(ctx context.Context, name, id string, d reference.Digest, size int64) error {
+	data := uploadDir(id) + "/data"
 	have, err := r.exists(ctx, blobPath(d))
 	if err != nil {
 		return err
 	}
-	switch {
-	case have:
-	case size == 0:
-		err = r.d.PutContent(ctx, blobPath(d), nil)
-	default:
-		err = r.d.Move(ctx, uploadDir(id)+"/data", blobPath(d))
-	}
-	if err != nil {
-		return fmt.Errorf("storing blob %s: %w", d, err)
+	if !have {
+		if err := r.placeBlob(ctx, data, d, size); err != nil {
+			return err
+		}
 	}
 	if err := r.linkBlob(ctx, name, d); err != nil {
 		return err
+	}
+	if have {
+		if err := r.ensureBlob(ctx, data, d, size); err != nil {
+			return err
+		}
+	} else if ok, err := r.blobPresent(ctx, d); err != nil || !ok {
+		return fmt.Errorf("blob %s vanished while it was stored (concurrent garbage collection?): %v", d, err)
 	}
 	if err := r.d.Delete(ctx, uploadDir(id)); err != nil && !isNotFound(err) {
 		return fmt.Errorf("removing finished upload %s: %w", id, err)
 	}
 	return nil
+}
+
+// placeBlob moves upload data (or, for an empty blob, nothing) to blob d.
+func (r *Registry) placeBlob(ctx context.Context, data string, d reference.Digest, size int64) error {
+	var err error
+	if size == 0 {
+		err = r.d.PutContent(ctx, blobPath(d), nil)
+	} else {
+		err = r.d.Move(ctx, data, blobPath(d))
+	}
+	if err != nil {
+		return fmt.Errorf("storing blob %s: %w", d, err)
+	}
+	return nil
+}
+
+// ensureBlob puts the upload's data in place if blob d is gone.
+func (r *Registry) ensureBlob(ctx context.Context, data string, d reference.Digest, size int64) error {
+	ok, err := r.blobPresent(ctx, d)
+	if err != nil || ok {
+		return err
+	}
+	return r.placeBlob(ctx, data, d, size)
+}
+
+// blobPresent reports whether blob d is stored. A garbage collection moves
+// a candidate aside for a moment before it decides (see gc.go), so a miss
+// is looked at again for up to a second.
+func (r *Registry) blobPresent(ctx context.Context, d reference.Digest) (bool, error) {
+	for try := 0; ; try++ {
+		ok, err := r.exists(ctx, blobPath(d))
+		if ok || err != nil || try == 20 {
+			return ok, err
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // CancelUpload drops upload id and its data.
@@ -299,4 +345,71 @@ func (r *Registry) PutBlob(ctx context.Context, name string, d reference.Digest,
 		_ = r.CancelUpload(context.WithoutCancel(ctx), name, id)
 	}
 	return err
+}
+
+// PurgeUploads removes upload sessions with no activity (no chunk received)
+// for longer than maxIdle, with their data, and returns how many it
+// removed (or, in a dry run, would remove).
+func (r *Registry) PurgeUploads(ctx context.Context, maxIdle time.Duration, dryRun bool) (int, error) {
+	ids, err := r.d.List(ctx, "uploads")
+	if isNotFound(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("listing uploads: %w", err)
+	}
+	removed := 0
+	for _, id := range ids {
+		idle, err := r.uploadIdle(ctx, id)
+		if err != nil {
+			return removed, err
+		}
+		if idle <= maxIdle {
+			continue
+		}
+		if !dryRun {
+			if err := r.purgeUpload(ctx, id, maxIdle); err != nil {
+				return removed, err
+			}
+		}
+		removed++
+	}
+	return removed, nil
+}
+
+// uploadIdle is how long ago upload id last received data (or started).
+func (r *Registry) uploadIdle(ctx context.Context, id string) (time.Duration, error) {
+	var last time.Time
+	for _, f := range []string{"repository", "data"} {
+		info, err := r.d.Stat(ctx, uploadDir(id)+"/"+f)
+		if isNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("stat upload %s: %w", id, err)
+		}
+		if info.ModTime.After(last) {
+			last = info.ModTime
+		}
+	}
+	if last.IsZero() {
+		return 0, nil // being created or removed right now
+	}
+	return time.Since(last), nil
+}
+
+// purgeUpload removes upload id under its session lock, after checking
+// again that it is still idle.
+func (r *Registry) purgeUpload(ctx context.Context, id string, maxIdle time.Duration) error {
+	u := r.uploads.lock(id)
+	defer u.mu.Unlock()
+	defer r.uploads.forget(id)
+	idle, err := r.uploadIdle(ctx, id)
+	if err != nil || idle <= maxIdle {
+		return err
+	}
+	if err := r.d.Delete(ctx, uploadDir(id)); err != nil && !isNotFound(err) {
+		return fmt.Errorf("removing abandoned upload %s: %w", id, err)
+	}
+	return nil
 }

@@ -14,6 +14,10 @@ import (
 // ErrNotFound is returned (wrapped) when a path does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrNoSpace is returned (wrapped) when the backend is out of space or
+// quota; whatever the failed call was writing has been discarded.
+var ErrNoSpace = errors.New("no space left in storage")
+
 // Info describes a stored object.
 type Info struct {
 	Size    int64
@@ -47,6 +51,10 @@ type Driver interface {
 	// Delete removes path and everything under it. Deleting a missing
 	// path returns ErrNotFound.
 	Delete(ctx context.Context, path string) error
+	// Touch sets the modification time of the object at path to now, or
+	// returns ErrNotFound. Garbage collection reads these times to see
+	// what was used while it ran; see registry's gc.go.
+	Touch(ctx context.Context, path string) error
 }
 
 // FileWriter appends to one object.

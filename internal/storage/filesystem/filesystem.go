@@ -16,12 +16,19 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/octoserve/octoserve/internal/storage"
 )
 
-// tmpDir holds in-flight PutContent files; it is emptied at startup.
+// tmpDir holds in-flight PutContent files and trees being deleted.
 const tmpDir = "_tmp"
+
+// staleTmpAge is the age after which New removes a temporary file: one a
+// crash left behind. Younger ones may be another process's in-flight
+// writes (`octoserve gc` beside a serving registry).
+const staleTmpAge = 10 * time.Minute
 
 // Driver stores objects as files under Root.
 type Driver struct {
@@ -29,17 +36,26 @@ type Driver struct {
 }
 
 // New returns a driver rooted at dir, creating it if needed, and removes
-// temporary files a crash may have left behind.
+// temporary files a crash left behind.
 func New(dir string) (*Driver, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("storage root %q: %w", dir, err)
 	}
-	if err := os.RemoveAll(filepath.Join(abs, tmpDir)); err != nil {
-		return nil, fmt.Errorf("clearing temporary files: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Join(abs, tmpDir), 0o755); err != nil {
+	tmp := filepath.Join(abs, tmpDir)
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return nil, fmt.Errorf("creating storage root: %w", err)
+	}
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		return nil, fmt.Errorf("reading temporary files: %w", err)
+	}
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > staleTmpAge {
+			if err := os.RemoveAll(filepath.Join(tmp, e.Name())); err != nil {
+				return nil, fmt.Errorf("clearing temporary files: %w", err)
+			}
+		}
 	}
 	return &Driver{root: abs}, nil
 }
@@ -57,9 +73,16 @@ func (d *Driver) full(p string) (string, error) {
 	return filepath.Join(d.root, filepath.FromSlash(clean)), nil
 }
 
-func notFound(err error) error {
-	if errors.Is(err, fs.ErrNotExist) {
+// classify wraps the operating system's errors that callers act on in the
+// storage package's sentinel errors.
+func classify(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("%w: %v", storage.ErrNotFound, err)
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return fmt.Errorf("%w: %v", storage.ErrNoSpace, err)
 	}
 	return err
 }
@@ -71,7 +94,7 @@ func (d *Driver) GetContent(_ context.Context, p string) ([]byte, error) {
 		return nil, err
 	}
 	b, err := os.ReadFile(fp)
-	return b, notFound(err)
+	return b, classify(err)
 }
 
 // PutContent implements storage.Driver.
@@ -82,7 +105,7 @@ func (d *Driver) PutContent(_ context.Context, p string, data []byte) error {
 	}
 	tmp, err := os.CreateTemp(filepath.Join(d.root, tmpDir), "put-")
 	if err != nil {
-		return fmt.Errorf("creating temporary file: %w", err)
+		return fmt.Errorf("creating temporary file: %w", classify(err))
 	}
 	if err := writeSync(tmp, data); err != nil {
 		os.Remove(tmp.Name())
@@ -104,7 +127,7 @@ func writeSync(f *os.File, data []byte) error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("writing %s: %w", f.Name(), err)
+		return fmt.Errorf("writing %s: %w", f.Name(), classify(err))
 	}
 	return nil
 }
@@ -117,7 +140,7 @@ func (d *Driver) rename(src, dst string) error {
 		return err
 	}
 	if err := os.Rename(src, dst); err != nil {
-		return fmt.Errorf("renaming into place: %w", notFound(err))
+		return fmt.Errorf("renaming into place: %w", classify(err))
 	}
 	return syncDir(dir)
 }
@@ -135,7 +158,7 @@ func (d *Driver) mkdirAll(dir string) error {
 		}
 	}
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("creating directory: %w", err)
+		return fmt.Errorf("creating directory: %w", classify(err))
 	}
 	return syncDir(parent)
 }
@@ -147,7 +170,7 @@ func syncDir(dir string) error {
 	}
 	defer f.Close()
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
+		return fmt.Errorf("syncing directory %s: %w", dir, classify(err))
 	}
 	return nil
 }
@@ -160,7 +183,7 @@ func (d *Driver) Reader(_ context.Context, p string) (io.ReadSeekCloser, storage
 	}
 	f, err := os.Open(fp)
 	if err != nil {
-		return nil, storage.Info{}, notFound(err)
+		return nil, storage.Info{}, classify(err)
 	}
 	st, err := f.Stat()
 	if err != nil {
@@ -182,7 +205,7 @@ func (d *Driver) Stat(_ context.Context, p string) (storage.Info, error) {
 	}
 	st, err := os.Stat(fp)
 	if err != nil {
-		return storage.Info{}, notFound(err)
+		return storage.Info{}, classify(err)
 	}
 	return info(st), nil
 }
@@ -195,7 +218,7 @@ func (d *Driver) List(_ context.Context, p string) ([]string, error) {
 	}
 	entries, err := os.ReadDir(fp)
 	if err != nil {
-		return nil, notFound(err)
+		return nil, classify(err)
 	}
 	names := make([]string, len(entries))
 	for i, e := range entries {
@@ -229,12 +252,22 @@ func (d *Driver) Delete(_ context.Context, p string) error {
 	}
 	grave := filepath.Join(d.root, tmpDir, "del-"+randomHex())
 	if err := os.Rename(fp, grave); err != nil {
-		return notFound(err)
+		return classify(err)
 	}
 	if err := syncDir(filepath.Dir(fp)); err != nil {
 		return err
 	}
 	return os.RemoveAll(grave)
+}
+
+// Touch implements storage.Driver.
+func (d *Driver) Touch(_ context.Context, p string) error {
+	fp, err := d.full(p)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	return classify(os.Chtimes(fp, now, now))
 }
 
 func randomHex() string {
@@ -254,7 +287,7 @@ func (d *Driver) Writer(_ context.Context, p string) (storage.FileWriter, error)
 	}
 	f, err := os.OpenFile(fp, os.O_WRONLY|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("opening %s for append: %w", p, err)
+		return nil, fmt.Errorf("opening %s for append: %w", p, classify(err))
 	}
 	start, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
@@ -272,7 +305,7 @@ type fileWriter struct {
 func (w *fileWriter) Write(b []byte) (int, error) {
 	n, err := w.f.Write(b)
 	w.size += int64(n)
-	return n, err
+	return n, classify(err)
 }
 
 func (w *fileWriter) Size() int64 { return w.size }
@@ -283,7 +316,7 @@ func (w *fileWriter) Commit() error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("committing %s: %w", w.f.Name(), err)
+		return fmt.Errorf("committing %s: %w", w.f.Name(), classify(err))
 	}
 	return nil
 }

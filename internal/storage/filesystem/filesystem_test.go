@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"testing"
+	"time"
 
 	"github.com/octoserve/octoserve/internal/storage"
 )
@@ -75,7 +76,7 @@ func TestPathsStayInsideRoot(t *testing.T) {
 }
 
 // A PutContent interrupted by a crash leaves its data only in the temporary
-// directory, which the next start clears: the target never holds a part.
+// directory, which a later start clears: the target never holds a part.
 func TestInterruptedPutLeavesNothingVisible(t *testing.T) {
 	root := t.TempDir()
 	d, err := New(root)
@@ -91,12 +92,24 @@ func TestInterruptedPutLeavesNothingVisible(t *testing.T) {
 	if err := os.WriteFile(partial, []byte("ne"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Another process's write in flight is young and must survive.
+	inflight := filepath.Join(root, tmpDir, "put-inflight")
+	if err := os.WriteFile(inflight, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-2 * staleTmpAge)
+	if err := os.Chtimes(partial, old, old); err != nil {
+		t.Fatal(err)
+	}
 	d, err = New(root)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(partial); !os.IsNotExist(err) {
-		t.Fatal("restart kept a partial temporary file")
+		t.Fatal("restart kept a stale partial temporary file")
+	}
+	if _, err := os.Stat(inflight); err != nil {
+		t.Fatal("restart removed a young temporary file another process may be writing")
 	}
 	b, _ := d.GetContent(ctx, "tags/latest")
 	if string(b) != "old" {

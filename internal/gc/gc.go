@@ -1,0 +1,58 @@
+// Package gc runs the registry's storage housekeeping on a schedule inside
+// `octoserve serve`: garbage collection every gc.interval (when set) and
+// removal of abandoned upload sessions every uploads.purgeInterval. The
+// collection itself, and why it is safe beside live pushes, is in
+// internal/registry/gc.go.
+package gc
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/octoserve/octoserve/internal/config"
+	"github.com/octoserve/octoserve/internal/registry"
+)
+
+// Run does housekeeping until ctx ends.
+func Run(ctx context.Context, log *slog.Logger, reg *registry.Registry, gcCfg config.GC, up config.Uploads) {
+	if err := reg.RecoverGC(ctx); err != nil {
+		log.Error("recovering an interrupted garbage collection", "error", err)
+	}
+	purge := time.NewTicker(up.PurgeInterval)
+	defer purge.Stop()
+	var collect <-chan time.Time
+	if gcCfg.Interval > 0 {
+		t := time.NewTicker(gcCfg.Interval)
+		defer t.Stop()
+		collect = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-purge.C:
+			n, err := reg.PurgeUploads(ctx, up.MaxIdle, false)
+			if err != nil {
+				log.Error("removing abandoned uploads", "error", err)
+			} else if n > 0 {
+				log.Info("removed abandoned uploads", "count", n, "maxIdle", up.MaxIdle)
+			}
+		case <-collect:
+			Collect(ctx, log, reg, registry.GCOptions{MinAge: gcCfg.MinAge, DeleteUntagged: gcCfg.DeleteUntagged, UploadMaxIdle: up.MaxIdle})
+		}
+	}
+}
+
+// Collect runs one garbage collection and logs what it did.
+func Collect(ctx context.Context, log *slog.Logger, reg *registry.Registry, opts registry.GCOptions) (*registry.GCReport, error) {
+	start := time.Now()
+	report, err := reg.CollectGarbage(ctx, opts)
+	if err != nil {
+		log.Error("garbage collection failed", "error", err)
+		return report, err
+	}
+	log.Info("garbage collection done", "dryRun", opts.DryRun, "blobs", len(report.Blobs), "bytesFreed", report.BytesFreed,
+		"links", report.Links, "manifests", len(report.Manifests), "uploads", report.Uploads, "duration", time.Since(start))
+	return report, nil
+}

@@ -1,0 +1,411 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/octoserve/octoserve/internal/reference"
+	"github.com/octoserve/octoserve/internal/storage"
+	"github.com/octoserve/octoserve/internal/storage/filesystem"
+)
+
+// pushImage stores config and layers in repo and a manifest over them
+// under tag, and returns the manifest's digest.
+func pushImage(t testing.TB, reg *Registry, repo, tag string, layers ...[]byte) reference.Digest {
+	t.Helper()
+	d, err := tryPushImage(reg, repo, tag, layers...)
+	if err != nil {
+		t.Fatalf("push %s:%s: %v", repo, tag, err)
+	}
+	return d
+}
+
+func tryPushImage(reg *Registry, repo, tag string, layers ...[]byte) (reference.Digest, error) {
+	ctx := context.Background()
+	var descs []any
+	for _, b := range append([][]byte{[]byte(`{"tag":"` + tag + `"}`)}, layers...) {
+		d := reference.FromBytes("sha256", b)
+		if err := reg.PutBlob(ctx, repo, d, Chunk{Body: bytes.NewReader(b), Start: -1, Length: int64(len(b))}); err != nil {
+			return "", err
+		}
+		descs = append(descs, map[string]any{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": len(b)})
+	}
+	body, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": MediaTypeOCIManifest, "config": descs[0], "layers": descs[1:]})
+	res, err := reg.PutManifest(ctx, repo, tag, MediaTypeOCIManifest, body, nil)
+	if err != nil {
+		return "", err
+	}
+	return res.Digest, nil
+}
+
+// pullComplete fails unless manifest ref of repo and everything it
+// references read back and hash right.
+func pullComplete(t testing.TB, reg *Registry, repo, ref string) {
+	t.Helper()
+	ctx := context.Background()
+	m, err := reg.GetManifest(ctx, repo, ref)
+	if err != nil {
+		t.Fatalf("pull %s:%s: %v", repo, ref, err)
+	}
+	var mf manifestFields
+	json.Unmarshal(m.Body, &mf)
+	for _, desc := range append([]Descriptor{*mf.Config}, mf.Layers...) {
+		d := reference.Digest(desc.Digest)
+		rc, _, err := reg.OpenBlob(ctx, repo, d)
+		if err != nil {
+			t.Fatalf("pull %s:%s: blob %s: %v", repo, ref, d, err)
+		}
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		if reference.FromBytes("sha256", b) != d {
+			t.Fatalf("pull %s:%s: blob %s corrupt", repo, ref, d)
+		}
+	}
+}
+
+// After 20 images sharing layers are pushed and half deleted, gc frees
+// exactly the bytes of the layers only the deleted ones used.
+func TestGCFreesExactlyUnsharedLayers(t *testing.T) {
+	ctx := context.Background()
+	reg := newRegistry(t, t.TempDir())
+	shared := bytes.Repeat([]byte("shared base layer "), 1000)
+	var wantFreed int64
+	digests := map[int]reference.Digest{}
+	for i := 0; i < 20; i++ {
+		own := bytes.Repeat([]byte(fmt.Sprintf("layer of image %d ", i)), 100+i)
+		repo := []string{"team/a", "team/b"}[i%2]
+		digests[i] = pushImage(t, reg, repo, fmt.Sprintf("v%d", i), shared, own)
+		if i >= 10 {
+			m, _ := reg.GetManifest(ctx, repo, digests[i].String())
+			wantFreed += int64(len(own)) + int64(len(fmt.Sprintf(`{"tag":"v%d"}`, i))) + int64(len(m.Body))
+		}
+	}
+	for i := 10; i < 20; i++ {
+		repo := []string{"team/a", "team/b"}[i%2]
+		if err := reg.DeleteManifest(ctx, repo, digests[i].String()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dry, err := reg.CollectGarbage(ctx, GCOptions{DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	report, err := reg.CollectGarbage(ctx, GCOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if report.BytesFreed != wantFreed || len(report.Blobs) != 30 {
+		t.Fatalf("freed %d bytes in %d blobs, want %d bytes in 30 (layer, config, manifest of 10 images)", report.BytesFreed, len(report.Blobs), wantFreed)
+	}
+	if dry.BytesFreed != report.BytesFreed {
+		t.Fatalf("dry run predicted %d bytes, the run freed %d", dry.BytesFreed, report.BytesFreed)
+	}
+	for i := 0; i < 10; i++ {
+		pullComplete(t, reg, []string{"team/a", "team/b"}[i%2], fmt.Sprintf("v%d", i))
+	}
+	if again, _ := reg.CollectGarbage(ctx, GCOptions{}); again.BytesFreed != 0 {
+		t.Fatalf("a second run freed %d more bytes", again.BytesFreed)
+	}
+	if v, err := reg.Verify(ctx); err != nil || len(v.Problems) > 0 {
+		t.Fatalf("verify after gc: %v %v", err, v.Problems)
+	}
+}
+
+func TestGCDryRunChangesNothing(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	reg := newRegistry(t, root)
+	d := pushImage(t, reg, "r", "v1", []byte("layer"))
+	reg.DeleteManifest(ctx, "r", d.String())
+	before := tree(t, root)
+	report, err := reg.CollectGarbage(ctx, GCOptions{DryRun: true, DeleteUntagged: true})
+	if err != nil || len(report.Blobs) != 3 {
+		t.Fatalf("dry run: %+v %v", report, err)
+	}
+	if after := tree(t, root); after != before {
+		t.Fatalf("dry run changed the store:\n%s\n---\n%s", before, after)
+	}
+}
+
+func tree(t *testing.T, root string) string {
+	var out bytes.Buffer
+	filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			fmt.Fprintf(&out, "%s %d\n", p, info.Size())
+		}
+		return nil
+	})
+	return out.String()
+}
+
+// DeleteUntagged keeps what tags reach, with index children and referrers
+// of kept manifests, and removes the rest.
+func TestGCDeleteUntagged(t *testing.T) {
+	ctx := context.Background()
+	reg := newRegistry(t, t.TempDir())
+	child := pushImage(t, reg, "r", "child", []byte("child layer"))
+	orphan := pushImage(t, reg, "r", "orphan", []byte("orphan layer"))
+	childBody, _ := reg.GetManifest(ctx, "r", child.String())
+	index, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": MediaTypeOCIIndex,
+		"manifests": []any{map[string]any{"mediaType": MediaTypeOCIManifest, "digest": child, "size": len(childBody.Body)}}})
+	if _, err := reg.PutManifest(ctx, "r", "multi", MediaTypeOCIIndex, index, nil); err != nil {
+		t.Fatal(err)
+	}
+	sig, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": MediaTypeOCIManifest, "artifactType": "application/x-sig",
+		"config":  map[string]any{"mediaType": "application/vnd.oci.empty.v1+json", "digest": reference.FromBytes("sha256", []byte("{}")), "size": 2},
+		"layers":  []any{},
+		"subject": map[string]any{"mediaType": MediaTypeOCIManifest, "digest": child, "size": len(childBody.Body)}})
+	reg.PutBlob(ctx, "r", reference.FromBytes("sha256", []byte("{}")), Chunk{Body: bytes.NewReader([]byte("{}")), Start: -1, Length: 2})
+	sigRes, err := reg.PutManifest(ctx, "r", reference.FromBytes("sha256", sig).String(), MediaTypeOCIManifest, sig, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tag := range []string{"child", "orphan"} {
+		reg.DeleteManifest(ctx, "r", tag)
+	}
+	report, err := reg.CollectGarbage(ctx, GCOptions{DeleteUntagged: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(report.Manifests) != 1 || report.Manifests[0] != "r@"+orphan.String() {
+		t.Fatalf("removed manifests %v, want only the orphan", report.Manifests)
+	}
+	pullComplete(t, reg, "r", child.String())
+	if _, err := reg.GetManifest(ctx, "r", sigRes.Digest.String()); err != nil {
+		t.Fatalf("referrer of a kept manifest removed: %v", err)
+	}
+	if _, err := reg.GetManifest(ctx, "r", orphan.String()); err == nil {
+		t.Fatal("untagged manifest survived")
+	}
+}
+
+// A blob uploaded moments ago, whose manifest is not pushed yet, survives
+// a collection with the default grace period.
+func TestGCKeepsRecentUploads(t *testing.T) {
+	ctx := context.Background()
+	reg := newRegistry(t, t.TempDir())
+	b := []byte("pushed, manifest pending")
+	d := reference.FromBytes("sha256", b)
+	reg.PutBlob(ctx, "r", d, Chunk{Body: bytes.NewReader(b), Start: -1, Length: int64(len(b))})
+	report, err := reg.CollectGarbage(ctx, GCOptions{MinAge: time.Hour})
+	if err != nil || len(report.Blobs) != 0 || report.Links != 0 {
+		t.Fatalf("report %+v, err %v", report, err)
+	}
+	if _, err := reg.StatBlob(ctx, "r", d); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Pushes running while collections run back to back, with a grace period
+// far shorter than a real one, lose nothing: a push may be refused (its
+// blobs, uploaded longer than the grace period before a run began, were
+// collected: the client pushes again), but every image whose manifest push
+// succeeded pulls completely.
+func TestGCConcurrentWithPushes(t *testing.T) {
+	ctx := context.Background()
+	reg := newRegistry(t, t.TempDir())
+	shared := []byte("base layer shared by every image")
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			repo := fmt.Sprintf("w%d", w)
+			for i := 0; i < 25; i++ {
+				tag := fmt.Sprintf("v%d", i)
+				var d reference.Digest
+				var err error
+				for try := 0; try < 20; try++ {
+					if d, err = tryPushImage(reg, repo, tag, shared, []byte(fmt.Sprintf("own %d %d", w, i))); err == nil {
+						break
+					}
+				}
+				if err != nil {
+					errs <- fmt.Errorf("push %s:%s failed 20 times: %w", repo, tag, err)
+					return
+				}
+				if i%3 == 0 { // garbage for the collector
+					if err := reg.DeleteManifest(ctx, repo, d.String()); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+		}(w)
+	}
+	stop := make(chan struct{})
+	gcDone := make(chan error)
+	runs, freed := 0, int64(0)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				gcDone <- nil
+				return
+			default:
+			}
+			runs++
+			report, err := reg.CollectGarbage(ctx, GCOptions{MinAge: 100 * time.Millisecond})
+			if err != nil {
+				gcDone <- err
+				return
+			}
+			freed += report.BytesFreed
+		}
+	}()
+	wg.Wait()
+	close(stop)
+	if err := <-gcDone; err != nil {
+		t.Fatal(err)
+	}
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for w := 0; w < 4; w++ {
+		repo := fmt.Sprintf("w%d", w)
+		tags, _, err := reg.Tags(ctx, repo, -1, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tags) != 16 {
+			t.Fatalf("%s has %d tags, want 16", repo, len(tags))
+		}
+		for _, tag := range tags {
+			pullComplete(t, reg, repo, tag)
+		}
+	}
+	if v, err := reg.Verify(ctx); err != nil || len(v.Problems) > 0 {
+		t.Fatalf("verify: %v %v", err, v.Problems)
+	}
+	if freed == 0 {
+		t.Fatal("the collections beside the pushes freed nothing: the test tested nothing")
+	}
+	t.Logf("%d collections ran beside the pushes and freed %d bytes", runs, freed)
+}
+
+// A collection interrupted with objects moved aside is undone.
+func TestRecoverGC(t *testing.T) {
+	ctx := context.Background()
+	reg := newRegistry(t, t.TempDir())
+	d := pushImage(t, reg, "r", "v1", []byte("layer"))
+	m, _ := reg.GetManifest(ctx, "r", "v1")
+	if err := reg.d.Move(ctx, blobPath(d), graveDir+"/"+blobPath(d)); err != nil {
+		t.Fatal(err)
+	}
+	reg.manifest.remove(d.String())
+	if err := reg.RecoverGC(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := reg.GetManifest(ctx, "r", "v1")
+	if err != nil || !bytes.Equal(got.Body, m.Body) {
+		t.Fatalf("after recovery: %v", err)
+	}
+}
+
+func TestPurgeUploads(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	reg := newRegistry(t, root)
+	idle, _ := reg.StartUpload(ctx, "r")
+	reg.AppendUpload(ctx, "r", idle, Chunk{Body: bytes.NewReader([]byte("abc")), Start: -1, Length: 3})
+	live, _ := reg.StartUpload(ctx, "r")
+	reg.AppendUpload(ctx, "r", live, Chunk{Body: bytes.NewReader([]byte("abcd")), Start: -1, Length: 4})
+	old := time.Now().Add(-25 * time.Hour)
+	for _, f := range []string{"repository", "data"} {
+		os.Chtimes(filepath.Join(root, "uploads", idle, f), old, old)
+	}
+	n, err := reg.PurgeUploads(ctx, 24*time.Hour, false)
+	if err != nil || n != 1 {
+		t.Fatalf("purged %d, %v", n, err)
+	}
+	if _, err := reg.UploadSize(ctx, "r", idle); err == nil {
+		t.Fatal("idle upload still answers")
+	}
+	if size, err := reg.UploadSize(ctx, "r", live); err != nil || size != 4 {
+		t.Fatalf("live upload: %d %v", size, err)
+	}
+}
+
+func TestVerifyFindsCorruption(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	reg := newRegistry(t, root)
+	pushImage(t, reg, "r", "v1", []byte("layer bytes"))
+	if v, err := reg.Verify(ctx); err != nil || len(v.Problems) != 0 {
+		t.Fatalf("clean store: %v %v", err, v.Problems)
+	}
+	layer := reference.FromBytes("sha256", []byte("layer bytes"))
+	os.WriteFile(filepath.Join(root, blobPath(layer)), []byte("layer bytez"), 0o644)
+	os.WriteFile(filepath.Join(root, tagPath("r", "dangling")), []byte(reference.FromBytes("sha256", []byte("x"))), 0o644)
+	v, err := reg.Verify(ctx)
+	if err != nil || len(v.Problems) != 2 {
+		t.Fatalf("problems %v, %v; want the corrupt blob and the dangling tag", v.Problems, err)
+	}
+}
+
+// hookDriver runs beforeBury once, just before a collection moves a path
+// matching what aside: the moment a concurrent push is most dangerous.
+type hookDriver struct {
+	storage.Driver
+	what       string
+	beforeBury func()
+}
+
+func (h *hookDriver) Move(ctx context.Context, src, dst string) error {
+	if h.beforeBury != nil && strings.HasPrefix(dst, graveDir+"/") && strings.Contains(src, h.what) {
+		f := h.beforeBury
+		h.beforeBury = nil
+		f()
+	}
+	return h.Driver.Move(ctx, src, dst)
+}
+
+// A manifest pushed while the collection is about to remove the blob link
+// it relies on keeps the link: the push touched it, so the collection puts
+// it back.
+func TestGCKeepsLinkTouchedByConcurrentPush(t *testing.T) {
+	ctx := context.Background()
+	fs, err := filesystem.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook := &hookDriver{Driver: fs, what: "/_layers/"}
+	reg := New(hook, Options{})
+	layer := []byte("layer whose image was deleted")
+	first := pushImage(t, reg, "r", "old", layer)
+	if err := reg.DeleteManifest(ctx, "r", first.String()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond) // the links are now older than the run
+	var second reference.Digest
+	hook.beforeBury = func() {
+		// The same layer, in a new image, pushed by a client that knows the
+		// registry has it: only the manifest is sent.
+		d, err := tryPushImage(reg, "r", "new", layer)
+		if err != nil {
+			t.Errorf("concurrent push: %v", err)
+		}
+		second = d
+	}
+	if _, err := reg.CollectGarbage(ctx, GCOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if second == "" {
+		t.Fatal("the hook never ran: no link was buried")
+	}
+	pullComplete(t, reg, "r", "new")
+	if v, err := reg.Verify(ctx); err != nil || len(v.Problems) > 0 {
+		t.Fatalf("verify: %v %v", err, v.Problems)
+	}
+}
