@@ -69,7 +69,8 @@ echo "test-e2e: octoserve at $REGISTRY_URL; clients: crane $(crane version), ora
 echo "test-e2e: the client output of a failed scenario goes to test-results/e2e/<TestName>.log"
 
 status=0
-OCTOSERVE_ADDR="$REGISTRY_ADDR" OCTOSERVE_E2E_RESULTS="$RESULTS" TMPDIR="$E2E_TMP" \
+OCTOSERVE_ADDR="$REGISTRY_ADDR" OCTOSERVE_ROOT="$REGISTRY_ROOT" OCTOSERVE_BIN="$(realpath "${OCTOSERVE_BIN:-bin/octoserve}")" \
+  OCTOSERVE_E2E_RESULTS="$RESULTS" TMPDIR="$E2E_TMP" \
   "$GO" test -tags e2e -count=1 -timeout 20m -v "$@" ./e2e 2>&1 | tee "$RESULTS/go-test.log" || status=$?
 if [ "$status" -ne 0 ]; then
   keep_server_log
