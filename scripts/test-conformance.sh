@@ -8,6 +8,10 @@
 # server log in test-results/. Exits with the suite's status, and fails if
 # no spec ran or a report is missing.
 #
+# Arguments are passed to the suite binary after -ginkgo.v, e.g.
+#   scripts/test-conformance.sh -ginkgo.focus='Content Discovery'
+# (focus on a whole workflow: its setup specs feed the later ones).
+#
 # Every OCI_* variable below can be overridden from the environment;
 # OCI_USERNAME/OCI_PASSWORD pass through. CONFORMANCE_AUTH=1 runs against
 # an octoserve with basic auth on (and sets the credentials).
@@ -71,7 +75,7 @@ status=0
 # a subshell) so that the signal traps can stop it at once.
 cd "$WORK"
 run_suite "$WORK/conformance.log" timeout "${CONFORMANCE_TIMEOUT:-600}" \
-  "$SUITE" -ginkgo.v -ginkgo.no-color -ginkgo.timeout=10m || status=$?
+  "$SUITE" -ginkgo.v -ginkgo.no-color -ginkgo.timeout=10m "$@" || status=$?
 cd "$ROOT"
 cp "$WORK/conformance.log" "$RESULTS/conformance.log"
 
@@ -99,5 +103,10 @@ if [ -s "$RESULTS/junit.xml" ]; then
   echo "conformance: $JUNIT_PASSED passed, $JUNIT_FAILED failed, $JUNIT_SKIPPED skipped"
 fi
 echo "Reports: $RESULTS/junit.xml $RESULTS/report.html (suite output: $RESULTS/conformance.log, server log: $RESULTS/octoserve.log)"
-if [ "$status" -eq 0 ]; then echo "test-conformance: PASS"; else echo "test-conformance: FAIL (exit $status)"; fi
+if [ "$status" -eq 0 ]; then
+  echo "test-conformance: PASS"
+else
+  echo "test-conformance: FAIL (exit $status). Rerun with every request and response printed:"
+  echo "  OCI_DEBUG=1 scripts/test-conformance.sh [-ginkgo.focus='<workflow>']   # then open report.html"
+fi
 exit "$status"

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Tests of the conformance harness itself:
+# Tests of the conformance harness itself, for both runners:
 #   1. INT (as Ctrl-C sends it, to the whole process group) and TERM during
 #      a run leave no octoserve process and no temporary directory behind;
 #   2. a registry that breaks a workflow (here: no one may delete) makes
-#      the run exit non-zero, name the failing specs and still write the
-#      reports;
-#   3. a run in which no spec executes is a failure, not a pass.
+#      the run exit non-zero, name the failing specs on one screen and
+#      still write the reports;
+#   3. a 2026 run whose config does not load (the suite then exits 0) and
+#      a 2023 run in which no spec executes are failures, not passes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -15,21 +16,18 @@ ROOT=$PWD
 . scripts/lib/auth.sh
 
 SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/octoserve-harness.XXXXXX")
-# shellcheck disable=SC2317 # called by the EXIT trap
-cleanup() {
-  set +e
-  registry_stop
-  rm -rf "$SCRATCH"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# shellcheck disable=SC2317 # called by the EXIT trap, before registry_stop
+cleanup() { rm -rf "$SCRATCH"; }
+registry_trap cleanup
 
-failures=0
-pass() { echo "--- PASS: $1"; }
+failures=0 checks=0
+pass() {
+  echo "--- PASS: $1"
+  checks=$((checks + 1))
+}
 fail() {
   echo "--- FAIL: $1: $2"
-  failures=$((failures + 1))
+  failures=$((failures + 1)) checks=$((checks + 1))
 }
 
 # A stand-in suite that stays running until it is killed, so the signal
@@ -42,16 +40,24 @@ exec sleep 60
 STUB
 chmod +x "$stub"
 
-# interrupt_run SIGNAL: starts a run in its own process group, waits until
-# both the server and the suite are up, signals the group (INT) or the
-# script (TERM), and checks what is left.
+# interrupt_run SIGNAL [v2]: starts a run (of the 2026 suite's runner with
+# v2) in its own process group, waits until both the server and the suite
+# are up, signals the group (INT, as Ctrl-C does) or the script (TERM), and
+# checks what is left.
 interrupt_run() {
-  local sig=$1 tmp=$SCRATCH/tmp-$1 status=0
+  local sig=$1 v=${2:-} name=$1${2:+-$2} status=0
+  local tmp=$SCRATCH/tmp-$name want=143
+  [ "$sig" = TERM ] || want=130
   mkdir -p "$tmp"
   export HARNESS_MARK=$tmp/suite-started
   set -m
-  TMPDIR=$tmp CONFORMANCE_SUITE=$stub CONFORMANCE_RESULTS=$SCRATCH/results-$sig \
-    scripts/test-conformance.sh >"$SCRATCH/run-$sig.log" 2>&1 &
+  if [ "$v" = v2 ]; then
+    TMPDIR=$tmp CONFORMANCE_V2_SUITE=$stub CONFORMANCE_RESULTS=$SCRATCH/results-$name \
+      scripts/test-conformance-v2.sh >"$SCRATCH/run-$name.log" 2>&1 &
+  else
+    TMPDIR=$tmp CONFORMANCE_SUITE=$stub CONFORMANCE_RESULTS=$SCRATCH/results-$name \
+      scripts/test-conformance.sh >"$SCRATCH/run-$name.log" 2>&1 &
+  fi
   local pid=$!
   set +m
   local waited=0
@@ -61,11 +67,11 @@ interrupt_run() {
   done
   if [ ! -e "$HARNESS_MARK" ]; then
     kill -KILL -- "-$pid" 2>/dev/null || true
-    fail "interrupt-$sig" "the run never reached the suite: $(tail -5 "$SCRATCH/run-$sig.log")"
+    fail "interrupt-$name" "the run never reached the suite: $(tail -5 "$SCRATCH/run-$name.log")"
     return
   fi
   if ! pgrep -f "$tmp/octoserve-test" >/dev/null; then
-    fail "interrupt-$sig" "no octoserve was running during the run"
+    fail "interrupt-$name" "no octoserve was running during the run"
   fi
   if [ "$sig" = INT ]; then kill -INT -- "-$pid"; else kill -TERM "$pid"; fi
   wait "$pid" || status=$?
@@ -73,19 +79,21 @@ interrupt_run() {
   left=$(pgrep -f "$tmp" || true)
   rm -f "$HARNESS_MARK"
   if [ -n "$left" ]; then
-    fail "interrupt-$sig" "processes left behind: $(ps -o pid=,args= -p "${left//$'\n'/,}")"
-    kill -KILL "${left//$'\n'/ }" 2>/dev/null || true
+    fail "interrupt-$name" "processes left behind: $(ps -o pid=,args= -p "${left//$'\n'/,}")"
+    printf '%s\n' "$left" | xargs -r kill -KILL 2>/dev/null || true
   elif [ -n "$(ls -A "$tmp")" ]; then
-    fail "interrupt-$sig" "temporary files left behind: $(ls -A "$tmp")"
-  elif [ "$status" -eq 0 ]; then
-    fail "interrupt-$sig" "an interrupted run exited 0"
+    fail "interrupt-$name" "temporary files left behind: $(ls -A "$tmp")"
+  elif [ "$status" -ne "$want" ]; then
+    fail "interrupt-$name" "exit status $status, not $want: $(tail -5 "$SCRATCH/run-$name.log")"
   else
-    pass "interrupt-$sig (exit $status, nothing left behind)"
+    pass "interrupt-$name (exit $status, nothing left behind)"
   fi
 }
 
 interrupt_run INT
 interrupt_run TERM
+interrupt_run INT v2
+interrupt_run TERM v2
 
 # A registry where nobody may delete: content management must fail.
 conformance_auth_setup bin/octoserve "$SCRATCH/auth"
@@ -106,6 +114,48 @@ else
   pass "broken-registry (exit $status; $(grep -c '^  - ' "$SCRATCH/run-broken.log") failed specs named)"
 fi
 
+# The same registry under the 2026 suite, whose exit status cannot be
+# trusted: the runner must read the verdict and still keep the reports.
+conformance_auth_setup bin/octoserve "$SCRATCH/auth-v2"
+sed -i 's/actions: \[pull, push, delete\]/actions: [pull, push]/' "$CONFORMANCE_AUTH_CONFIG"
+printf 'validation:\n  sparse: true\n' >>"$CONFORMANCE_AUTH_CONFIG"
+registry_start --config "$CONFORMANCE_AUTH_CONFIG"
+status=0
+OCI_REGISTRY=$REGISTRY_ADDR OCI_TLS=disabled CONFORMANCE_RESULTS=$SCRATCH/results-broken-v2 \
+  scripts/test-conformance-v2.sh >"$SCRATCH/run-broken-v2.log" 2>&1 || status=$?
+registry_stop
+if [ "$status" -eq 0 ]; then
+  fail broken-registry-v2 "the 2026 run passed against a registry that refuses deletes"
+elif ! grep -q '^Failed specs:' "$SCRATCH/run-broken-v2.log" ||
+  ! grep -q '/delete/' "$SCRATCH/run-broken-v2.log"; then
+  fail broken-registry-v2 "the summary names no failing delete test: $(tail -20 "$SCRATCH/run-broken-v2.log")"
+elif [ "$(grep -c . <(sed -n '/^== OCI/,$p' "$SCRATCH/run-broken-v2.log"))" -gt 60 ]; then
+  fail broken-registry-v2 "the summary is longer than a screen: $(sed -n '/^== OCI/,$p' "$SCRATCH/run-broken-v2.log" | wc -l) lines"
+else
+  missing=""
+  for f in results.yaml junit.xml report.html octoserve.log conformance.log; do
+    [ -s "$SCRATCH/results-broken-v2/v2/$f" ] || missing="$missing $f"
+  done
+  if [ -n "$missing" ]; then
+    fail broken-registry-v2 "reports missing after a failed run:$missing"
+  else
+    pass "broken-registry-v2 (exit $status)"
+  fi
+fi
+unset OCI_USERNAME OCI_PASSWORD
+
+# The 2026 suite exits 0 when its config does not load: we must not.
+status=0
+OCI_VERSION=no-such-version CONFORMANCE_RESULTS=$SCRATCH/results-badconfig \
+  scripts/test-conformance-v2.sh >"$SCRATCH/run-badconfig.log" 2>&1 || status=$?
+if [ "$status" -eq 0 ]; then
+  fail bad-config-v2 "a 2026 run whose config failed to load passed"
+elif ! grep -q 'printed no result' "$SCRATCH/run-badconfig.log"; then
+  fail bad-config-v2 "no explanation printed: $(tail -5 "$SCRATCH/run-badconfig.log")"
+else
+  pass "bad-config-v2 (exit $status)"
+fi
+
 # No workflow enabled: the suite exits 0 having run nothing; we must not.
 status=0
 OCI_TEST_PULL=0 OCI_TEST_PUSH=0 OCI_TEST_CONTENT_DISCOVERY=0 OCI_TEST_CONTENT_MANAGEMENT=0 \
@@ -120,5 +170,5 @@ else
 fi
 
 cd "$ROOT"
-echo "harness: $((4 - failures)) passed, $failures failed"
+echo "harness: $((checks - failures)) passed, $failures failed"
 [ "$failures" -eq 0 ]

@@ -1,8 +1,11 @@
 # shellcheck shell=bash
 # scripts/lib/conformance.sh — what both conformance runners share: running
-# a suite so that a signal stops it, and summarising its junit.xml.
+# a suite so that a signal stops it, cleaning up, and summarising results.
+# Needs scripts/lib/registry.sh sourced first.
 
 SUITE_PID=""
+# At most this many distinct failed specs are listed in a summary.
+CONFORMANCE_MAX_LISTED=${CONFORMANCE_MAX_LISTED:-20}
 
 # run_suite LOG CMD...: runs CMD in the background (so that INT and TERM
 # reach this shell's traps at once), copying its output to the terminal and
@@ -32,29 +35,29 @@ stop_suite() {
 # INT and TERM exit at once with 130 and 143.
 conformance_traps() {
   _CONFORMANCE_NAME=$1 _CONFORMANCE_RESULTS=$2 _CONFORMANCE_WORK=$3
-  trap _conformance_cleanup EXIT
+  registry_trap _conformance_cleanup
   trap 'echo "$_CONFORMANCE_NAME: interrupted" >&2; exit 130' INT
   trap 'echo "$_CONFORMANCE_NAME: terminated" >&2; exit 143' TERM
 }
 
-# shellcheck disable=SC2317 # called by the EXIT trap
+# shellcheck disable=SC2317 # called by the EXIT trap (before registry_stop)
 _conformance_cleanup() {
-  set +e
   stop_suite
   if [ -n "${REGISTRY_LOG:-}" ] && [ -f "$REGISTRY_LOG" ]; then
     cp "$REGISTRY_LOG" "$_CONFORMANCE_RESULTS/octoserve.log"
   fi
-  registry_stop
   rm -rf "$_CONFORMANCE_WORK"
 }
 
 # junit_summary FILE KIND: prints passed/failed/skipped per group — the
 # workflow for KIND=A (2023 suite), the top-level test for KIND=B (2026
-# suite) — and the failed specs by name; sets JUNIT_PASSED, JUNIT_FAILED
-# and JUNIT_SKIPPED.
+# suite) — and the failed specs by name (each once, with a count when it
+# failed several times; at most CONFORMANCE_MAX_LISTED); sets JUNIT_PASSED,
+# JUNIT_FAILED and JUNIT_SKIPPED (suite-level entries such as Ginkgo's
+# report hooks count only when they fail).
 junit_summary() {
   local file=$1 kind=$2 out totals
-  out=$(awk -v kind="$kind" '
+  out=$(awk -v kind="$kind" -v max="$CONFORMANCE_MAX_LISTED" '
     function attr(tag, key,   re) {
       re = " " key "=\"[^\"]*\""
       if (!match(tag, re)) return ""
@@ -62,6 +65,7 @@ junit_summary() {
     }
     function unxml(s) {
       gsub(/&#34;|&quot;/, "\"", s); gsub(/&#39;|&apos;/, "'"'"'", s)
+      gsub(/&#xA;|&#10;/, " ", s)
       gsub(/&lt;/, "<", s); gsub(/&gt;/, ">", s); gsub(/&amp;/, "\\&", s)
       return s
     }
@@ -86,20 +90,91 @@ junit_summary() {
       if (!(g in seen)) { seen[g] = 1; order[++n] = g }
       if (st == "passed") pass[g]++
       else if (st ~ /^(skipped|disabled|pending)$/) skip[g]++
-      else { fail[g]++; failed[++nf] = name " [" st "]" }
+      else {
+        fail[g]++
+        key = name " [" st "]"
+        if (!(key in times)) failed[++nf] = key
+        times[key]++
+      }
     }
     END {
+      # Many groups and a failure: show only the groups that did not pass.
+      for (i = 1; i <= n; i++) if (fail[order[i]]) short = (n > 10)
       printf "  %-36s %7s %7s %7s\n", "", "passed", "failed", "skipped"
       for (i = 1; i <= n; i++) {
         g = order[i]
-        printf "  %-36s %7d %7d %7d\n", g, pass[g], fail[g], skip[g]
-        if (g != "(suite)") { P += pass[g]; F += fail[g]; S += skip[g] }
+        if (g == "(suite)" && !fail[g]) continue # report hooks, when they pass
+        if (!short || fail[g] || skip[g]) printf "  %-36s %7d %7d %7d\n", g, pass[g], fail[g], skip[g]
+        else hidden++
+        F += fail[g]
+        if (g != "(suite)") { P += pass[g]; S += skip[g] }
       }
-      if (nf) { print "Failed specs:"; for (i = 1; i <= nf; i++) print "  - " failed[i] }
+      if (hidden) printf "  (and %d groups in which every test passed)\n", hidden
+      if (nf) {
+        print "Failed specs:"
+        for (i = 1; i <= nf && i <= max; i++)
+          print "  - " failed[i] (times[failed[i]] > 1 ? " x" times[failed[i]] : "")
+        if (nf > max) printf "  ... and %d more (see the reports)\n", nf - max
+      }
       printf "TOTALS %d %d %d\n", P, F, S
     }' "$file")
   printf '%s\n' "$out" | grep -v '^TOTALS '
   totals=$(printf '%s\n' "$out" | sed -n 's/^TOTALS //p')
   # shellcheck disable=SC2034 # read by the caller
   read -r JUNIT_PASSED JUNIT_FAILED JUNIT_SKIPPED <<<"$totals"
+}
+
+# v2_result LOG: reads the verdict block the 2026 suite prints on stdout
+# ("OCI Conformance Result: X" and its Disabled/Skip/Pass/FAIL/Error/Total
+# counts), which it prints even when it cannot write its reports; sets
+# V2_RESULT (empty if the block is missing) and V2_DISABLED, V2_SKIP,
+# V2_PASS, V2_FAIL, V2_ERROR, V2_TOTAL (0 when missing).
+# shellcheck disable=SC2034 # the V2_* variables are read by the caller
+v2_result() {
+  local log=$1 line
+  V2_RESULT=$(sed -n 's/^OCI Conformance Result: *//p' "$log" | tail -n 1)
+  V2_DISABLED=0 V2_SKIP=0 V2_PASS=0 V2_FAIL=0 V2_ERROR=0 V2_TOTAL=0
+  while IFS= read -r line; do
+    case $line in
+      Disabled:*) V2_DISABLED=${line#*:} ;;
+      Skip:*) V2_SKIP=${line#*:} ;;
+      Pass:*) V2_PASS=${line#*:} ;;
+      FAIL:*) V2_FAIL=${line#*:} ;;
+      Error:*) V2_ERROR=${line#*:} ;;
+      Total:*) V2_TOTAL=${line#*:} ;;
+    esac
+  done < <(sed -n '/^OCI Conformance Result:/,/^$/{s/^  *//; s/\.*: */:/p}' "$log")
+}
+
+# v2_failing_checks LOG: from the 2026 suite's result tree on stdout, the
+# failing checks (the last part of a failed test's name, e.g. blob-delete)
+# with how often each failed and the first error it gave, most frequent
+# first; prints nothing when none failed.
+v2_failing_checks() {
+  awk '
+    /: (FAIL|Error)$/ { name = $0; sub(/^ */, "", name); sub(/: (FAIL|Error)$/, "", name); next }
+    /^ *- / && name != "" {
+      n = split(name, part, "/"); check = part[n]
+      msg = $0; sub(/^ *- /, "", msg)
+      if (!(check in count)) { first[check] = msg; order[++k] = check }
+      count[check]++; name = ""; next
+    }
+    { name = "" }
+    END {
+      if (!k) exit
+      print "Failing checks (times failed, first error):"
+      for (i = 1; i <= k; i++) {
+        c = order[i]; m = first[c]
+        if (length(m) > 100) m = substr(m, 1, 97) "..."
+        printf "  %5d  %-28s %s\n", count[c], c, m
+      }
+    }' "$1" | { sort_failing_checks; }
+}
+
+# Keeps the heading first and orders the rest by count, highest first.
+sort_failing_checks() {
+  local head
+  IFS= read -r head || return 0
+  printf '%s\n' "$head"
+  sort -k1,1nr -s | head -n 10
 }
