@@ -57,6 +57,9 @@ func printGCReport(r *registry.GCReport, dryRun bool) {
 	for _, b := range r.Blobs {
 		fmt.Printf("%s blob %s\n", verb, b)
 	}
-	fmt.Printf("%s %d blobs (%d bytes freed), %d blob links, %d manifests, %d abandoned uploads\n",
-		verb, len(r.Blobs), r.BytesFreed, r.Links, len(r.Manifests), r.Uploads)
+	for _, s := range r.Skipped {
+		fmt.Printf("skipped repository %s\n", s)
+	}
+	fmt.Printf("%s %d blobs (%d bytes freed), %d blob links, %d manifests, %d referrer entries, %d abandoned uploads\n",
+		verb, len(r.Blobs), r.BytesFreed, r.Links, len(r.Manifests), r.Referrers, r.Uploads)
 }

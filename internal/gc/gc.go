@@ -52,7 +52,10 @@ func Collect(ctx context.Context, log *slog.Logger, reg *registry.Registry, opts
 		log.Error("garbage collection failed", "error", err)
 		return report, err
 	}
+	for _, s := range report.Skipped {
+		log.Warn("garbage collection skipped a repository", "reason", s)
+	}
 	log.Info("garbage collection done", "dryRun", opts.DryRun, "blobs", len(report.Blobs), "bytesFreed", report.BytesFreed,
-		"links", report.Links, "manifests", len(report.Manifests), "uploads", report.Uploads, "duration", time.Since(start))
+		"links", report.Links, "manifests", len(report.Manifests), "referrers", report.Referrers, "uploads", report.Uploads, "duration", time.Since(start))
 	return report, nil
 }

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -11,31 +12,55 @@ import (
 
 // Garbage collection.
 //
-// Mark: every manifest a repository holds is kept — or, with
-// DeleteUntagged, those a tag reaches, their index children and their
-// referrers, transitively — and every blob a kept manifest references is
-// live. Sweep: layer links nothing kept references are removed, then blobs
-// that no link of any repository names.
+// Mark, per repository: every manifest the repository holds is kept — or,
+// with DeleteUntagged, those a tag reaches, and transitively their index
+// children, their subjects and their referrers — and every blob a kept
+// manifest references (config, layers) is live, as is every kept manifest's
+// own blob. Sweep: manifests not kept (DeleteUntagged only), then layer
+// links no kept manifest uses, then referrer entries whose manifest is gone,
+// then blobs no repository links. A blob shared between repositories lives
+// while any of them links it. Tags are never removed by a collection.
 //
-// Anything written or used after the cutoff (the run's start minus MinAge)
-// is kept whatever the mark says: it may belong to a push in progress.
+// Anything written or used after the cutoff — the run's start minus MinAge
+// (and timestampSlack) — is kept whatever the mark says: it may belong to
+// a push in progress (blobs uploaded, manifest not yet).
+//
+// A repository holding a manifest the collection cannot read (its bytes are
+// missing or do not parse) is left alone: nothing in it is removed and
+// everything it links stays live, since what that manifest references is
+// unknown. The report names it; `octoserve verify` says more.
 //
 // Safety against a registry serving while GC runs, in this process or
-// another, rests on two rules:
+// another (`octoserve gc` beside `octoserve serve`; nothing is shared but
+// the storage), rests on two rules:
 //
-//  1. Writers refresh before they rely. Linking a blob (upload, mount)
-//     writes a new link; pushing a manifest touches the links of the blobs
-//     it references and writes its own manifest link. Each then checks that
-//     the blob is still in place (and an upload puts its own copy back).
-//  2. GC moves a candidate aside (into _gc/), then looks again — at the
-//     moved object's time, and for links in every repository — and moves it
-//     back if anything refreshed or linked it. Only then is it deleted.
+//  1. Writers refresh before they rely, then check. Linking a blob (upload
+//     finish, mount) writes a new link file, then checks that the blob is
+//     in place (an upload puts its own copy back if not; a mount fails).
+//     Pushing a manifest touches (Driver.Touch) the links of the blobs and
+//     child manifests it references — failing if one is gone — writes its
+//     own revision link, then checks that its bytes and every referenced
+//     blob are in place; and it writes a referrer entry only after its
+//     revision link.
+//  2. GC moves a candidate aside (into _gc/, an atomic Move), then looks
+//     again — at the moved object's modification time, and, for a blob, for
+//     a link to it in every repository; for a referrer entry, for its
+//     manifest's revision link — and moves it back if anything refreshed or
+//     linked it meanwhile. Only then is it deleted.
 //
-// A writer's refresh comes before its check, and GC's move before its look,
-// so either GC sees the refresh and restores, or the writer sees the
+// Each side writes before it reads what the other writes (writer: refresh
+// then check; GC: move then look), so at least one sees the other: either
+// GC sees the refresh and puts the object back, or the writer sees the
 // object gone and fails (or re-uploads) instead of acknowledging a push
-// whose blobs are missing. A crash with objects in _gc/ is undone by
-// RecoverGC, which moves them back; the next run decides again.
+// whose blobs are missing. A refresh that lands on the moved object (a
+// touch before the move) shows in its time; one that comes after the move
+// fails (touch) or creates a new object (link write) that GC never
+// deleted. Blobs that a kept manifest or a surviving link names are never
+// candidates at all, so reads of live content are never disturbed. A
+// crash with objects in _gc/ is undone by RecoverGC (run before every
+// collection and when serve starts), which moves them back; the next run
+// decides again. Two collections at once are safe but one may stop with an
+// error when the other restores what it moved aside.
 
 // GCOptions tune a collection.
 type GCOptions struct {
@@ -51,10 +76,19 @@ type GCReport struct {
 	BytesFreed int64
 	Links      int      // blob links removed from repositories
 	Manifests  []string // name@digest of removed manifests
+	Referrers  int      // referrer entries of removed manifests
 	Uploads    int      // abandoned upload sessions removed
+	Skipped    []string // repositories left alone, and why
 }
 
 const graveDir = "_gc"
+
+// timestampSlack widens the grace period by how far a stored object's
+// modification time may lag the clock: Linux stamps files from a clock
+// that advances once per scheduler tick (up to 10ms), so an object written
+// just after a run began may carry a time just before it. A backend with
+// coarser times (object stores: 1s) needs MinAge of at least that.
+const timestampSlack = 50 * time.Millisecond
 
 // gcRun is the state of one collection.
 type gcRun struct {
@@ -63,6 +97,7 @@ type gcRun struct {
 	cutoff time.Time
 	report *GCReport
 	live   map[reference.Digest]bool
+	gone   map[string]bool // name@digest of manifests a dry run would remove
 }
 
 // CollectGarbage runs one collection.
@@ -70,7 +105,7 @@ func (r *Registry) CollectGarbage(ctx context.Context, opts GCOptions) (*GCRepor
 	if err := r.RecoverGC(ctx); err != nil {
 		return nil, err
 	}
-	g := &gcRun{r: r, opts: opts, cutoff: time.Now().Add(-opts.MinAge), report: &GCReport{}, live: map[reference.Digest]bool{}}
+	g := &gcRun{r: r, opts: opts, cutoff: time.Now().Add(-opts.MinAge - timestampSlack), report: &GCReport{}, live: map[reference.Digest]bool{}, gone: map[string]bool{}}
 	repos, err := r.allRepositories(ctx)
 	if err != nil {
 		return nil, err
@@ -95,8 +130,43 @@ func (r *Registry) CollectGarbage(ctx context.Context, opts GCOptions) (*GCRepor
 
 func (g *gcRun) young(t time.Time) bool { return !t.Before(g.cutoff) }
 
+// unreadableError is a manifest whose revision link exists but whose bytes
+// are missing or do not parse.
+type unreadableError struct {
+	d   reference.Digest
+	why string
+}
+
+func (e *unreadableError) Error() string { return fmt.Sprintf("manifest %s %s", e.d, e.why) }
+
+// readManifest reads manifest d of name. It returns nil, "", nil when the
+// manifest was deleted since the listing, and an *unreadableError when
+// its link exists but its bytes are missing or do not parse.
+func (g *gcRun) readManifest(ctx context.Context, name string, d reference.Digest) (*manifestFields, string, error) {
+	mt, err := g.r.d.GetContent(ctx, revisionLink(name, d))
+	if isNotFound(err) {
+		return nil, "", nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("reading manifest link %s in %s: %w", d, name, err)
+	}
+	body, err := g.r.manifestBytes(ctx, d)
+	if isNotFound(err) {
+		return nil, "", &unreadableError{d, "has a link but its bytes are missing"}
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	mf, mediaType, err := parseManifest(string(mt), body)
+	if err != nil {
+		return nil, "", &unreadableError{d, "does not parse: " + err.Error()}
+	}
+	return mf, mediaType, nil
+}
+
 // repository marks what repository name keeps and sweeps its manifests
-// (with DeleteUntagged) and its unreferenced blob links.
+// (with DeleteUntagged), its unreferenced blob links and the referrer
+// entries of manifests that are gone.
 func (g *gcRun) repository(ctx context.Context, name string) error {
 	revs, err := g.r.listRevisions(ctx, name)
 	if err != nil {
@@ -104,28 +174,32 @@ func (g *gcRun) repository(ctx context.Context, name string) error {
 	}
 	kept, err := g.keptManifests(ctx, name, revs)
 	if err != nil {
-		return err
+		return g.unreadable(ctx, name, revs, err)
 	}
 	referenced := map[reference.Digest]bool{}
 	for _, rev := range revs {
 		if !kept[rev.digest] {
-			if err := g.removeManifest(ctx, name, rev.digest); err != nil {
-				return err
-			}
 			continue
 		}
-		mf, mediaType, err := g.r.storedManifest(ctx, name, rev.digest)
-		if isNotFound(err) {
-			continue // deleted since the listing
-		}
+		mf, mediaType, err := g.readManifest(ctx, name, rev.digest)
 		if err != nil {
-			return err
+			return g.unreadable(ctx, name, revs, err)
+		}
+		if mf == nil {
+			continue // deleted since the listing
 		}
 		g.live[rev.digest] = true
 		if isImageManifest(mediaType) {
 			referenced[reference.Digest(mf.Config.Digest)] = true
 			for _, l := range mf.Layers {
 				referenced[reference.Digest(l.Digest)] = true
+			}
+		}
+	}
+	for _, rev := range revs {
+		if !kept[rev.digest] {
+			if err := g.removeManifest(ctx, name, rev.digest); err != nil {
+				return err
 			}
 		}
 	}
@@ -147,6 +221,28 @@ func (g *gcRun) repository(ctx context.Context, name string) error {
 		} else {
 			g.live[l.digest] = true
 		}
+	}
+	return g.sweepReferrers(ctx, name)
+}
+
+// unreadable handles err from marking repository name: an unreadable
+// manifest leaves the repository as it is, with everything it links or
+// holds live; any other error stops the collection.
+func (g *gcRun) unreadable(ctx context.Context, name string, revs []entry, err error) error {
+	var bad *unreadableError
+	if !errors.As(err, &bad) {
+		return err
+	}
+	g.report.Skipped = append(g.report.Skipped, fmt.Sprintf("%s: %v; nothing removed from this repository", name, bad))
+	for _, rev := range revs {
+		g.live[rev.digest] = true
+	}
+	links, err := g.r.listLayerLinks(ctx, name)
+	if err != nil {
+		return err
+	}
+	for _, l := range links {
+		g.live[l.digest] = true
 	}
 	return nil
 }
@@ -171,6 +267,9 @@ func (g *gcRun) keptManifests(ctx context.Context, name string, revs []entry) (m
 			add(rev.digest)
 		}
 	}
+	if !g.opts.DeleteUntagged {
+		return kept, nil
+	}
 	tags, err := g.r.tagTargets(ctx, name)
 	if err != nil {
 		return nil, err
@@ -181,15 +280,18 @@ func (g *gcRun) keptManifests(ctx context.Context, name string, revs []entry) (m
 	for len(queue) > 0 {
 		d := queue[0]
 		queue = queue[1:]
-		mf, _, err := g.r.storedManifest(ctx, name, d)
-		if isNotFound(err) {
-			continue // deleted since the listing
-		}
+		mf, _, err := g.readManifest(ctx, name, d)
 		if err != nil {
 			return nil, err
 		}
+		if mf == nil {
+			continue // deleted since the listing
+		}
 		for _, child := range mf.Manifests {
 			add(reference.Digest(child.Digest))
+		}
+		if mf.Subject != nil {
+			add(reference.Digest(mf.Subject.Digest))
 		}
 		referrers, err := g.r.Referrers(ctx, name, d, "")
 		if err != nil {
@@ -199,35 +301,83 @@ func (g *gcRun) keptManifests(ctx context.Context, name string, revs []entry) (m
 			add(reference.Digest(ref.Digest))
 		}
 	}
+	// Every manifest is read once more when marking, so an unreadable one
+	// that nothing keeps still leaves the repository alone.
+	for _, rev := range revs {
+		if !kept[rev.digest] {
+			if _, _, err := g.readManifest(ctx, name, rev.digest); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return kept, nil
 }
 
 // removeManifest removes manifest d of name, which nothing keeps, unless it
-// was refreshed meanwhile.
+// was refreshed meanwhile. No tag pointed at it when the collection looked;
+// one written since belongs to a push that also rewrote its link, so tags
+// are left alone. Its referrer entry goes in sweepReferrers.
 func (g *gcRun) removeManifest(ctx context.Context, name string, d reference.Digest) error {
-	mf, _, err := g.r.storedManifest(ctx, name, d)
-	if isNotFound(err) {
-		return nil // deleted since the listing
-	}
-	if err != nil {
-		return err
-	}
 	removed, err := g.bury(ctx, revisionLink(name, d), nil)
 	if err != nil || !removed {
 		return err
 	}
 	g.report.Manifests = append(g.report.Manifests, name+"@"+d.String())
 	if g.opts.DryRun {
-		return nil
+		g.gone[name+"@"+d.String()] = true
 	}
-	if mf.Subject != nil {
-		if subject, err := reference.ParseDigest(mf.Subject.Digest); err == nil {
-			if err := g.r.d.Delete(ctx, referrerLink(name, subject, d)); err != nil && !isNotFound(err) {
-				return fmt.Errorf("removing referrer entry of %s: %w", d, err)
+	return nil
+}
+
+// sweepReferrers removes the referrer entries of name whose manifest is
+// gone: removed by this collection, or by a manifest delete that a crash
+// interrupted. A push writes its entry after its revision link, so an
+// entry moved aside whose link is still missing is not one being pushed.
+func (g *gcRun) sweepReferrers(ctx context.Context, name string) error {
+	for _, alg := range algorithms {
+		dir := repoPath(name) + "/_referrers/" + alg
+		subjects, err := g.r.d.List(ctx, dir)
+		if isNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("listing %s: %w", dir, err)
+		}
+		for _, s := range subjects {
+			entries, err := g.r.d.List(ctx, dir+"/"+s)
+			if isNotFound(err) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("listing referrers of %s:%s: %w", alg, s, err)
+			}
+			for _, e := range entries {
+				d, err := reference.ParseDigest(strings.Replace(e, "-", ":", 1))
+				if err != nil {
+					continue // not ours
+				}
+				link := revisionLink(name, d)
+				if g.gone[name+"@"+d.String()] {
+					g.report.Referrers++
+					continue
+				}
+				if ok, err := g.r.exists(ctx, link); err != nil || ok {
+					if err != nil {
+						return err
+					}
+					continue
+				}
+				removed, err := g.bury(ctx, dir+"/"+s+"/"+e, func() (bool, error) { return g.r.exists(ctx, link) })
+				if err != nil {
+					return err
+				}
+				if removed {
+					g.report.Referrers++
+				}
 			}
 		}
 	}
-	return g.r.untagDigest(ctx, name, d)
+	return nil
 }
 
 // sweepBlobs removes blobs that no manifest or link keeps.
@@ -271,8 +421,9 @@ func (g *gcRun) linkedAnywhere(ctx context.Context, d reference.Digest) (bool, e
 
 // bury removes the object at path unless, once moved aside, it turns out
 // to be refreshed (its time is after the cutoff) or stillUsed says so; then
-// it is put back. It reports whether the object was removed. In a dry run
-// it only reports.
+// it is put back, unless a writer has meanwhile written a new object at
+// path, which wins. It reports whether the object was removed. In a dry
+// run it only reports.
 func (g *gcRun) bury(ctx context.Context, path string, stillUsed func() (bool, error)) (bool, error) {
 	if g.opts.DryRun {
 		return true, nil
@@ -295,8 +446,8 @@ func (g *gcRun) bury(ctx context.Context, path string, stillUsed func() (bool, e
 		}
 	}
 	if used {
-		if err := g.r.d.Move(ctx, grave, path); err != nil {
-			return false, fmt.Errorf("putting %s back: %w", path, err)
+		if err := g.r.restore(ctx, grave, path); err != nil {
+			return false, err
 		}
 		return false, nil
 	}
@@ -304,6 +455,21 @@ func (g *gcRun) bury(ctx context.Context, path string, stillUsed func() (bool, e
 		return false, fmt.Errorf("removing %s: %w", grave, err)
 	}
 	return true, nil
+}
+
+// restore moves grave back to path, or drops it when a writer has written
+// path anew meanwhile: the newer object wins.
+func (r *Registry) restore(ctx context.Context, grave, path string) error {
+	ok, err := r.exists(ctx, path)
+	if err == nil && ok {
+		err = r.d.Delete(ctx, grave)
+	} else if err == nil {
+		err = r.d.Move(ctx, grave, path)
+	}
+	if err != nil {
+		return fmt.Errorf("putting %s back: %w", path, err)
+	}
+	return nil
 }
 
 // RecoverGC moves back whatever a collection interrupted by a crash left
@@ -332,16 +498,8 @@ func (r *Registry) restoreUnder(ctx context.Context, dir string) error {
 			}
 			continue
 		}
-		original := strings.TrimPrefix(p, graveDir+"/")
-		if ok, err := r.exists(ctx, original); err != nil {
+		if err := r.restore(ctx, p, strings.TrimPrefix(p, graveDir+"/")); err != nil {
 			return err
-		} else if ok {
-			err = r.d.Delete(ctx, p) // rewritten meanwhile: the new one wins
-		} else {
-			err = r.d.Move(ctx, p, original)
-		}
-		if err != nil {
-			return fmt.Errorf("restoring %s: %w", original, err)
 		}
 	}
 	return nil

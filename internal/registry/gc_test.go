@@ -18,6 +18,10 @@ import (
 	"github.com/octoserve/octoserve/internal/storage/filesystem"
 )
 
+// settle waits until what the test stored so far is older than the
+// cutoff of a collection started now with MinAge 0.
+func settle() { time.Sleep(timestampSlack + 10*time.Millisecond) }
+
 // pushImage stores config and layers in repo and a manifest over them
 // under tag, and returns the manifest's digest.
 func pushImage(t testing.TB, reg *Registry, repo, tag string, layers ...[]byte) reference.Digest {
@@ -95,6 +99,7 @@ func TestGCFreesExactlyUnsharedLayers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	settle()
 	dry, err := reg.CollectGarbage(ctx, GCOptions{DryRun: true})
 	if err != nil {
 		t.Fatal(err)
@@ -127,6 +132,7 @@ func TestGCDryRunChangesNothing(t *testing.T) {
 	d := pushImage(t, reg, "r", "v1", []byte("layer"))
 	reg.DeleteManifest(ctx, "r", d.String())
 	before := tree(t, root)
+	settle()
 	report, err := reg.CollectGarbage(ctx, GCOptions{DryRun: true, DeleteUntagged: true})
 	if err != nil || len(report.Blobs) != 3 {
 		t.Fatalf("dry run: %+v %v", report, err)
@@ -172,6 +178,7 @@ func TestGCDeleteUntagged(t *testing.T) {
 	for _, tag := range []string{"child", "orphan"} {
 		reg.DeleteManifest(ctx, "r", tag)
 	}
+	settle()
 	report, err := reg.CollectGarbage(ctx, GCOptions{DeleteUntagged: true})
 	if err != nil {
 		t.Fatal(err)
@@ -387,7 +394,7 @@ func TestGCKeepsLinkTouchedByConcurrentPush(t *testing.T) {
 	if err := reg.DeleteManifest(ctx, "r", first.String()); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(20 * time.Millisecond) // the links are now older than the run
+	settle() // the links are now older than the run's cutoff
 	var second reference.Digest
 	hook.beforeBury = func() {
 		// The same layer, in a new image, pushed by a client that knows the
@@ -407,5 +414,145 @@ func TestGCKeepsLinkTouchedByConcurrentPush(t *testing.T) {
 	pullComplete(t, reg, "r", "new")
 	if v, err := reg.Verify(ctx); err != nil || len(v.Problems) > 0 {
 		t.Fatalf("verify: %v %v", err, v.Problems)
+	}
+}
+
+// pushReferrer pushes an artifact whose subject is manifest subject of
+// repo, under tag (by digest when tag is empty), and returns its digest.
+func pushReferrer(t *testing.T, reg *Registry, repo, tag string, subject reference.Digest) reference.Digest {
+	t.Helper()
+	ctx := context.Background()
+	sm, err := reg.GetManifest(ctx, repo, subject.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty := []byte("{}")
+	if err := reg.PutBlob(ctx, repo, reference.FromBytes("sha256", empty), Chunk{Body: bytes.NewReader(empty), Start: -1, Length: 2}); err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": MediaTypeOCIManifest, "artifactType": "application/x-sig",
+		"config":  map[string]any{"mediaType": "application/vnd.oci.empty.v1+json", "digest": reference.FromBytes("sha256", empty), "size": 2},
+		"layers":  []any{},
+		"subject": map[string]any{"mediaType": MediaTypeOCIManifest, "digest": subject, "size": len(sm.Body)}})
+	d := reference.FromBytes("sha256", body)
+	ref := tag
+	if ref == "" {
+		ref = d.String()
+	}
+	if _, err := reg.PutManifest(ctx, repo, ref, MediaTypeOCIManifest, body, nil); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// With DeleteUntagged, a tagged referrer keeps its untagged subject (and
+// what the subject references); an untagged referrer of a removed
+// manifest goes with it, and so does its referrer entry.
+func TestGCDeleteUntaggedFollowsSubjects(t *testing.T) {
+	ctx := context.Background()
+	reg := newRegistry(t, t.TempDir())
+	subject := pushImage(t, reg, "r", "subject", []byte("signed layer"))
+	sig := pushReferrer(t, reg, "r", "subject-sig", subject)
+	doomed := pushImage(t, reg, "r", "doomed", []byte("doomed layer"))
+	doomedSig := pushReferrer(t, reg, "r", "", doomed)
+	for _, tag := range []string{"subject", "doomed"} {
+		if err := reg.DeleteManifest(ctx, "r", tag); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settle()
+	dry, err := reg.CollectGarbage(ctx, GCOptions{DeleteUntagged: true, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	report, err := reg.CollectGarbage(ctx, GCOptions{DeleteUntagged: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"r@" + doomed.String(), "r@" + doomedSig.String()}
+	if fmt.Sprint(report.Manifests) != fmt.Sprint(want) && fmt.Sprint(report.Manifests) != fmt.Sprint([]string{want[1], want[0]}) {
+		t.Fatalf("removed manifests %v, want %v", report.Manifests, want)
+	}
+	if report.Referrers != 1 || dry.Referrers != 1 || dry.BytesFreed != report.BytesFreed {
+		t.Fatalf("referrer entries removed %d (dry run %d), bytes %d (dry run %d); want 1 entry and equal bytes",
+			report.Referrers, dry.Referrers, report.BytesFreed, dry.BytesFreed)
+	}
+	pullComplete(t, reg, "r", subject.String())
+	pullComplete(t, reg, "r", sig.String())
+	if refs, err := reg.Referrers(ctx, "r", subject, ""); err != nil || len(refs) != 1 {
+		t.Fatalf("referrers of the kept subject: %v %v", refs, err)
+	}
+	if refs, err := reg.Referrers(ctx, "r", doomed, ""); err != nil || len(refs) != 0 {
+		t.Fatalf("referrers of the removed manifest: %v %v", refs, err)
+	}
+	if v, err := reg.Verify(ctx); err != nil || len(v.Problems) > 0 {
+		t.Fatalf("verify: %v %v", err, v.Problems)
+	}
+}
+
+// A referrer entry left pointing at a missing manifest (a crash inside a
+// manifest delete) is removed; verify is clean afterwards.
+func TestGCRemovesDanglingReferrerEntry(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	reg := newRegistry(t, root)
+	subject := pushImage(t, reg, "r", "v1", []byte("layer"))
+	sig := pushReferrer(t, reg, "r", "", subject)
+	if err := os.Remove(filepath.Join(root, revisionLink("r", sig))); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := reg.Verify(ctx); len(v.Problems) != 1 {
+		t.Fatalf("verify before gc: %v, want the dangling referrer entry", v.Problems)
+	}
+	settle()
+	report, err := reg.CollectGarbage(ctx, GCOptions{})
+	if err != nil || report.Referrers != 1 {
+		t.Fatalf("report %+v, %v; want one referrer entry removed", report, err)
+	}
+	if v, err := reg.Verify(ctx); err != nil || len(v.Problems) > 0 {
+		t.Fatalf("verify after gc: %v %v", err, v.Problems)
+	}
+	pullComplete(t, reg, "r", "v1")
+}
+
+// A repository holding a manifest whose bytes are gone or corrupt is left
+// alone (what it references is unknown), and the report says so; other
+// repositories are collected as usual.
+func TestGCLeavesRepositoryWithUnreadableManifest(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	reg := newRegistry(t, root)
+	broken := pushImage(t, reg, "broken", "v1", []byte("layer of the broken repository"))
+	old := pushImage(t, reg, "broken", "v2", []byte("layer of a deleted image"))
+	if err := reg.DeleteManifest(ctx, "broken", old.String()); err != nil {
+		t.Fatal(err)
+	}
+	gone := pushImage(t, reg, "fine", "v1", []byte("layer of a deleted image elsewhere"))
+	if err := reg.DeleteManifest(ctx, "fine", gone.String()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, blobPath(broken)), []byte("{not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reg = newRegistry(t, root) // no cached copy of the manifest
+	before := tree(t, filepath.Join(root, "repositories", "broken"))
+	settle()
+	report, err := reg.CollectGarbage(ctx, GCOptions{DeleteUntagged: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(report.Skipped) != 1 || !strings.HasPrefix(report.Skipped[0], "broken: manifest "+broken.String()) {
+		t.Fatalf("skipped %q, want the broken repository", report.Skipped)
+	}
+	if after := tree(t, filepath.Join(root, "repositories", "broken")); after != before {
+		t.Fatalf("the broken repository changed:\n%s\n---\n%s", before, after)
+	}
+	if len(report.Blobs) != 3 { // config, layer and manifest of fine@gone
+		t.Fatalf("removed blobs %v, want the 3 of the deleted image in fine", report.Blobs)
+	}
+	for _, b := range []string{"layer of the broken repository", "layer of a deleted image"} {
+		if _, err := reg.StatBlob(ctx, "broken", reference.FromBytes("sha256", []byte(b))); err != nil {
+			t.Fatalf("blob of the skipped repository: %v", err)
+		}
 	}
 }
