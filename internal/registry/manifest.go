@@ -328,6 +328,11 @@ func (r *Registry) DeleteManifest(ctx context.Context, name, ref string) error {
 	if err != nil {
 		return err
 	}
+	// Tags and the referrer entry go before the manifest itself, so a crash
+	// midway leaves nothing pointing at a missing manifest.
+	if err := r.untagDigest(ctx, name, d); err != nil {
+		return err
+	}
 	var mf manifestFields
 	if json.Unmarshal(m.Body, &mf) == nil && mf.Subject != nil {
 		if subject, err := reference.ParseDigest(mf.Subject.Digest); err == nil {
@@ -343,5 +348,5 @@ func (r *Registry) DeleteManifest(ctx context.Context, name, ref string) error {
 	if err != nil {
 		return fmt.Errorf("deleting manifest %s: %w", d, err)
 	}
-	return r.untagDigest(ctx, name, d)
+	return nil
 }
