@@ -59,6 +59,7 @@ registry_start() {
   REGISTRY_SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/octoserve-test.XXXXXX")
   REGISTRY_ROOT=$REGISTRY_SCRATCH/data
   REGISTRY_LOG=$REGISTRY_SCRATCH/octoserve.log
+  : >"$REGISTRY_LOG" # exists before the server opens it: the loop below reads it
   "$bin" serve --addr 127.0.0.1:0 --root "$REGISTRY_ROOT" "$@" >"$REGISTRY_LOG" 2>&1 &
   REGISTRY_PID=$!
   local deadline=$((SECONDS + timeout)) addr="" code="" scheme
@@ -67,7 +68,7 @@ registry_start() {
       _registry_fail "octoserve exited during startup"
       return 1
     fi
-    [ -n "$addr" ] || addr=$(_registry_listen_addr "$REGISTRY_LOG")
+    [ -n "$addr" ] || addr=$(_registry_listen_addr "$REGISTRY_LOG" || true)
     if [ -n "$addr" ]; then
       for scheme in http https; do
         code=$(curl -sk -o /dev/null -m 2 -w '%{http_code}' "$scheme://$addr/v2/" || true)
