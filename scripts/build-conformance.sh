@@ -19,14 +19,14 @@ suite_version() {
 build_v1() {
   local dir=distribution-spec/conformance
   echo "build-conformance: 2023 suite $(suite_version "$dir") -> $dir/conformance.test"
-  (cd "$dir" && GOFLAGS=-mod=readonly go test -c -o conformance.test \
+  (cd "$dir" && GOWORK=off GOFLAGS=-mod=readonly go test -c -o conformance.test \
     -ldflags "-X $pkg.Version=$(suite_version .)" "$pkg")
 }
 
 build_v2() {
   local dir=distribution-spec/conformance-v2
   echo "build-conformance: 2026 suite $(suite_version "$dir") -> $dir/conformance"
-  (cd "$dir" && GOFLAGS=-mod=readonly go build -o conformance \
+  (cd "$dir" && GOWORK=off GOFLAGS=-mod=readonly go build -o conformance \
     -ldflags "-X main.Version=$(suite_version .)" "$pkg")
 }
 

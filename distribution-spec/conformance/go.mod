@@ -1,3 +1,7 @@
+// Pins the 2023 Ginkgo suite, built with go test -c (scripts/build-conformance.sh).
+// This module holds no Go source: do not run go mod tidy here (it would
+// drop the requirement). To change the version:
+//   go get github.com/opencontainers/distribution-spec/conformance@VERSION
 module github.com/octoserve/octoserve/distribution-spec/conformance
 
 go 1.25.0
