@@ -150,7 +150,7 @@ else
   echo "conformance-v2: $counts"
 fi
 [ "$verdict" = ok ] || [ "$status" -ne 0 ] || status=1
-echo "Reports: $RESULTS/results.yaml $RESULTS/junit.xml $RESULTS/report.html (suite output: conformance.log, server log: octoserve.log)"
+echo "Reports in $RESULTS/: results.yaml junit.xml report.html, the suite's output conformance.log${REGISTRY_LOG:+, the server log octoserve.log}"
 if [ "$status" -eq 0 ]; then
   echo "test-conformance-v2: PASS"
 else

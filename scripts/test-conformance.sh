@@ -102,7 +102,7 @@ if [ -s "$RESULTS/junit.xml" ]; then
   fi
   echo "conformance: $JUNIT_PASSED passed, $JUNIT_FAILED failed, $JUNIT_SKIPPED skipped"
 fi
-echo "Reports: $RESULTS/junit.xml $RESULTS/report.html (suite output: $RESULTS/conformance.log, server log: $RESULTS/octoserve.log)"
+echo "Reports in $RESULTS/: junit.xml report.html, the suite's output conformance.log${REGISTRY_LOG:+, the server log octoserve.log}"
 if [ "$status" -eq 0 ]; then
   echo "test-conformance: PASS"
 else

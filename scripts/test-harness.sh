@@ -2,9 +2,9 @@
 # Tests of the conformance harness itself, for both runners:
 #   1. INT (as Ctrl-C sends it, to the whole process group) and TERM during
 #      a run leave no octoserve process and no temporary directory behind;
-#   2. a registry that breaks a workflow (here: no one may delete) makes
-#      the run exit non-zero, name the failing specs on one screen and
-#      still write the reports;
+#   2. a registry that breaks a workflow (no one may delete; tag lists
+#      answer 404 behind a proxy) makes the run exit non-zero, name the
+#      failing specs on one screen and still write the reports;
 #   3. a 2026 run whose config does not load (the suite then exits 0) and
 #      a 2023 run in which no spec executes are failures, not passes.
 set -euo pipefail
@@ -17,7 +17,14 @@ ROOT=$PWD
 
 SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/octoserve-harness.XXXXXX")
 # shellcheck disable=SC2317 # called by the EXIT trap, before registry_stop
-cleanup() { rm -rf "$SCRATCH"; }
+cleanup() {
+  if [ -n "$proxy_pid" ]; then
+    kill "$proxy_pid" 2>/dev/null
+    wait "$proxy_pid" 2>/dev/null
+  fi
+  rm -rf "$SCRATCH"
+}
+proxy_pid=""
 registry_trap cleanup
 
 failures=0 checks=0
@@ -114,6 +121,70 @@ else
   pass "broken-registry (exit $status; $(grep -c '^  - ' "$SCRATCH/run-broken.log") failed specs named)"
 fi
 
+# octoserve that stops answering tag lists (the issue's example), through
+# a reverse proxy built here from the standard library only: the runner
+# must fail, name Content Discovery specs, and keep the reports.
+mkdir -p "$SCRATCH/notags"
+cat >"$SCRATCH/notags/main.go" <<'GO'
+// notags: a reverse proxy to $UPSTREAM that answers 404 to tag lists.
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"strings"
+)
+
+func main() {
+	up, err := url.Parse(os.Getenv("UPSTREAM"))
+	if err != nil {
+		panic(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(up)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(ln.Addr().String())
+	panic(http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/tags/list") {
+			http.Error(w, `{"errors":[{"code":"NAME_UNKNOWN","message":"broken on purpose"}]}`, http.StatusNotFound)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	})))
+}
+GO
+if ! (cd "$SCRATCH/notags" && GOWORK=off GOFLAGS='' go mod init notags >/dev/null 2>&1 &&
+  GOWORK=off GOFLAGS='' go build -o notags . >"$SCRATCH/notags/build.log" 2>&1); then
+  fail tags-404 "could not build the proxy: $(cat "$SCRATCH/notags/build.log")"
+else
+  registry_start
+  UPSTREAM=$REGISTRY_URL "$SCRATCH/notags/notags" >"$SCRATCH/notags/addr" 2>"$SCRATCH/notags/err" &
+  proxy_pid=$!
+  for _ in $(seq 50); do [ -s "$SCRATCH/notags/addr" ] && break; sleep 0.1; done
+  status=0
+  OCI_ROOT_URL=http://$(head -n 1 "$SCRATCH/notags/addr") CONFORMANCE_RESULTS=$SCRATCH/results-notags \
+    scripts/test-conformance.sh >"$SCRATCH/run-notags.log" 2>&1 || status=$?
+  kill "$proxy_pid" 2>/dev/null || true
+  wait "$proxy_pid" 2>/dev/null || true
+  proxy_pid=""
+  registry_stop
+  if [ "$status" -eq 0 ]; then
+    fail tags-404 "the run passed against a registry that 404s tag lists"
+  elif ! grep -q '^  - .*Content Discovery.*tags' "$SCRATCH/run-notags.log"; then
+    fail tags-404 "the summary names no failing tag-list spec: $(tail -20 "$SCRATCH/run-notags.log")"
+  elif [ ! -s "$SCRATCH/results-notags/junit.xml" ] || [ ! -s "$SCRATCH/results-notags/report.html" ]; then
+    fail tags-404 "reports missing after a failed run"
+  else
+    pass "tags-404 (exit $status; $(grep -c '^  - ' "$SCRATCH/run-notags.log") failed specs named)"
+  fi
+fi
+
 # The same registry under the 2026 suite, whose exit status cannot be
 # trusted: the runner must read the verdict and still keep the reports.
 conformance_auth_setup bin/octoserve "$SCRATCH/auth-v2"
@@ -133,7 +204,7 @@ elif [ "$(grep -c . <(sed -n '/^== OCI/,$p' "$SCRATCH/run-broken-v2.log"))" -gt 
   fail broken-registry-v2 "the summary is longer than a screen: $(sed -n '/^== OCI/,$p' "$SCRATCH/run-broken-v2.log" | wc -l) lines"
 else
   missing=""
-  for f in results.yaml junit.xml report.html octoserve.log conformance.log; do
+  for f in results.yaml junit.xml report.html conformance.log; do
     [ -s "$SCRATCH/results-broken-v2/v2/$f" ] || missing="$missing $f"
   done
   if [ -n "$missing" ]; then

@@ -22,8 +22,8 @@
 # registry_stop kills exactly REGISTRY_PID (TERM, then KILL after 5 s;
 # never by name) and removes the scratch directory.
 
-REGISTRY_PID=""
-REGISTRY_SCRATCH=""
+# Not inherited: a script run by one that started a registry starts its own.
+REGISTRY_PID="" REGISTRY_SCRATCH="" REGISTRY_ADDR="" REGISTRY_URL="" REGISTRY_ROOT="" REGISTRY_LOG=""
 
 # registry_trap [FUNC]: on EXIT, whatever the cause, run FUNC (if given;
 # e.g. to keep logs or stop a client) and then registry_stop; INT and TERM
