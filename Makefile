@@ -10,7 +10,7 @@ GO_SRC   := $(shell find cmd internal -name '*.go' 2>/dev/null) go.mod go.sum
 
 .PHONY: help build run test test-unit test-conformance test-conformance-quick \
         test-conformance-v2 build-conformance clean-conformance test-e2e tools \
-        test-harness fuzz lint clean
+        test-harness fuzz lint clean test-crash
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
@@ -23,11 +23,15 @@ $(BIN): $(GO_SRC)
 run: build ## serve a registry on localhost:5000 with data in ./data
 	./$(BIN) serve --addr localhost:5000 --root ./data
 
-test: lint test-unit test-conformance test-conformance-v2 test-harness test-e2e ## everything that can be tested here
+test: lint test-unit test-conformance test-conformance-v2 test-harness test-e2e test-crash ## everything that can be tested here
 
 test-unit: ## go vet and go test ./... (race detector on)
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+
+CRASH_ROUNDS ?= 20
+test-crash: build ## kill -9 test: concurrent pushes, SIGKILL, restart on the same root, all acknowledged data intact (CRASH_ROUNDS=20)
+	OCTOSERVE_BIN=$(CURDIR)/$(BIN) CRASH_ROUNDS=$(CRASH_ROUNDS) $(GO) test -count=1 -v -timeout 15m -run '^TestKill9$$' ./internal/crashtest/
 
 tools: ## install the pinned e2e clients (crane, oras, regctl) into .tools/bin; checks for skopeo
 	scripts/install-tools.sh
