@@ -88,15 +88,12 @@ func (r *Registry) MountBlob(ctx context.Context, name, from string, d reference
 		return false, err
 	}
 	// Checked after linking: a garbage collection may have judged the blob
-	// unused just before the link was written (see gc.go).
-	present, err := r.blobPresent(ctx, d)
-	if err != nil || present {
-		return present, err
-	}
-	if err := r.d.Delete(ctx, layerLink(name, d)); err != nil && !isNotFound(err) {
-		return false, fmt.Errorf("unlinking vanished blob %s: %w", d, err)
-	}
-	return false, nil
+	// unused just before the link was written (see gc.go). If it is gone,
+	// the link stays: removing it could remove the link of a concurrent
+	// upload of the same blob. Nothing serves a link without its blob, the
+	// client uploads the blob into the session it gets, and a collection
+	// removes a link no manifest uses.
+	return r.blobPresent(ctx, d)
 }
 
 func (r *Registry) linkBlob(ctx context.Context, name string, d reference.Digest) error {

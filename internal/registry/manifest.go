@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/octoserve/octoserve/internal/ocierr"
 	"github.com/octoserve/octoserve/internal/reference"
@@ -126,7 +127,7 @@ func (r *Registry) PutManifest(ctx context.Context, name, ref, contentType strin
 	if err != nil {
 		return nil, err
 	}
-	blobs, err := r.checkReferences(ctx, name, mediaType, mf)
+	refs, err := r.checkReferences(ctx, name, mediaType, mf)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +135,7 @@ func (r *Registry) PutManifest(ctx context.Context, name, ref, contentType strin
 	if mf.Subject != nil {
 		res.Subject = reference.Digest(mf.Subject.Digest)
 	}
-	return res, r.storeManifest(ctx, name, d, mediaType, body, mf, tags, blobs)
+	return res, r.storeManifest(ctx, name, d, mediaType, body, mf, tags, refs)
 }
 
 // manifestDigest computes the digest of body — with ref's algorithm when
@@ -228,48 +229,91 @@ func nonDistributable(mediaType string) bool {
 	return strings.Contains(mediaType, "nondistributable") || strings.Contains(mediaType, ".foreign.")
 }
 
+// references are the links a manifest relies on: its blobs' and its child
+// manifests'.
+type references struct {
+	blobs []reference.Digest // blobs whose links were found
+	links []string           // paths of the links found
+}
+
 // checkReferences requires every blob and child manifest the manifest
-// references to be in the repository, unless the registry is sparse.
-func (r *Registry) checkReferences(ctx context.Context, name, mediaType string, mf *manifestFields) ([]reference.Digest, error) {
-	if r.opts.Sparse {
-		return nil, nil
-	}
-	var blobs []reference.Digest
-	if isImageManifest(mediaType) {
-		blobs = append(blobs, reference.Digest(mf.Config.Digest))
-		for _, l := range mf.Layers {
-			if !nonDistributable(l.MediaType) {
-				blobs = append(blobs, reference.Digest(l.Digest))
-			}
+// references to be in the repository, unless the registry is sparse, and
+// touches their links — touch, not stat: a link used by a new manifest
+// must look fresh to a garbage collection running right now (see gc.go).
+// It returns the links it found.
+func (r *Registry) checkReferences(ctx context.Context, name, mediaType string, mf *manifestFields) (*references, error) {
+	refs := &references{}
+	check := func(path string, d reference.Digest, what string) error {
+		err := r.d.Touch(ctx, path)
+		switch {
+		case err == nil:
+			refs.links = append(refs.links, path)
+			return nil
+		case !isNotFound(err):
+			return fmt.Errorf("touching %s link %s: %w", what, d, err)
+		case r.opts.Sparse:
+			return nil
 		}
+		return ocierr.New(ocierr.ManifestBlobUnknown, http.StatusBadRequest, "%s unknown to registry", what).WithDetail(map[string]string{"digest": d.String()})
 	}
-	// Touch, not stat: a link used by a new manifest must look fresh to a
-	// garbage collection running right now (see gc.go).
-	for _, d := range blobs {
-		if err := r.d.Touch(ctx, layerLink(name, d)); err != nil {
-			if isNotFound(err) {
-				return nil, ocierr.New(ocierr.ManifestBlobUnknown, http.StatusBadRequest, "blob unknown to registry").WithDetail(map[string]string{"digest": d.String()})
+	if isImageManifest(mediaType) {
+		descs := append([]Descriptor{*mf.Config}, mf.Layers...)
+		for _, desc := range descs {
+			if nonDistributable(desc.MediaType) {
+				continue
 			}
-			return nil, fmt.Errorf("touching blob link %s: %w", d, err)
+			d := reference.Digest(desc.Digest)
+			n := len(refs.links)
+			if err := check(layerLink(name, d), d, "blob"); err != nil {
+				return nil, err
+			}
+			if len(refs.links) > n {
+				refs.blobs = append(refs.blobs, d)
+			}
 		}
 	}
 	for _, desc := range mf.Manifests {
-		if err := r.d.Touch(ctx, revisionLink(name, reference.Digest(desc.Digest))); err != nil {
-			if isNotFound(err) {
-				return nil, ocierr.New(ocierr.ManifestBlobUnknown, http.StatusBadRequest, "manifest unknown to registry").WithDetail(map[string]string{"digest": desc.Digest})
-			}
-			return nil, fmt.Errorf("touching manifest link %s: %w", desc.Digest, err)
+		d := reference.Digest(desc.Digest)
+		if err := check(revisionLink(name, d), d, "manifest"); err != nil {
+			return nil, err
 		}
 	}
-	return blobs, nil
+	return refs, nil
+}
+
+// touchAgain touches the links found before once more, looking again for
+// up to a second at one that is missing, since a collection moves a link
+// it is judging aside for a moment; it reports whether all are there.
+func (r *Registry) touchAgain(ctx context.Context, refs *references) (bool, error) {
+	for _, path := range refs.links {
+		for try := 0; ; try++ {
+			err := r.d.Touch(ctx, path)
+			if err == nil {
+				break
+			}
+			if !isNotFound(err) {
+				return false, fmt.Errorf("touching %s: %w", path, err)
+			}
+			if try == 20 {
+				return false, nil
+			}
+			select {
+			case <-ctx.Done():
+				return false, ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	return true, nil
 }
 
 // storeManifest writes, in crash-safe order, the bytes, the repository's
 // link, the referrer entry and the tags: each step is durable before the
-// next makes it reachable. Once the link is written, the bytes and the
-// referenced blobs are checked again, because a garbage collection may have
-// judged them unused just before (see gc.go).
-func (r *Registry) storeManifest(ctx context.Context, name string, d reference.Digest, mediaType string, body []byte, mf *manifestFields, tags []string, blobs []reference.Digest) error {
+// next makes it reachable. Once the link is written, the references are
+// touched again and the bytes and referenced blobs checked again: a
+// garbage collection that listed the repository's manifests before the
+// link was written may be judging them unused right now (see gc.go).
+func (r *Registry) storeManifest(ctx context.Context, name string, d reference.Digest, mediaType string, body []byte, mf *manifestFields, tags []string, refs *references) error {
 	if err := r.ensureManifestBytes(ctx, d, body); err != nil {
 		return err
 	}
@@ -280,14 +324,23 @@ func (r *Registry) storeManifest(ctx context.Context, name string, d reference.D
 	if err := r.ensureManifestBytes(ctx, d, body); err != nil {
 		return err
 	}
-	for _, b := range blobs {
+	refuse := func(err error) error {
+		_ = r.d.Delete(context.WithoutCancel(ctx), revisionLink(name, d))
+		return err
+	}
+	if ok, err := r.touchAgain(ctx, refs); err != nil || !ok {
+		if err == nil {
+			err = ocierr.New(ocierr.ManifestBlobUnknown, http.StatusBadRequest, "blob unknown to registry: removed while the manifest was pushed")
+		}
+		return refuse(err)
+	}
+	for _, b := range refs.blobs {
 		ok, err := r.blobPresent(ctx, b)
 		if err != nil {
 			return err
 		}
 		if !ok {
-			_ = r.d.Delete(context.WithoutCancel(ctx), revisionLink(name, d))
-			return ocierr.New(ocierr.ManifestBlobUnknown, http.StatusBadRequest, "blob unknown to registry").WithDetail(map[string]string{"digest": b.String()})
+			return refuse(ocierr.New(ocierr.ManifestBlobUnknown, http.StatusBadRequest, "blob unknown to registry").WithDetail(map[string]string{"digest": b.String()}))
 		}
 	}
 	if mf.Subject != nil {
