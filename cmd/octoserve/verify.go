@@ -25,6 +25,9 @@ func verifyMain(args []string) error {
 	if err != nil {
 		return err
 	}
+	for _, n := range report.Notes {
+		fmt.Println("NOTE", n)
+	}
 	for _, p := range report.Problems {
 		fmt.Println("PROBLEM", p)
 	}

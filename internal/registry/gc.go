@@ -36,31 +36,46 @@ import (
 //
 //  1. Writers refresh before they rely, then check. Linking a blob (upload
 //     finish, mount) writes a new link file, then checks that the blob is
-//     in place (an upload puts its own copy back if not; a mount fails).
-//     Pushing a manifest touches (Driver.Touch) the links of the blobs and
-//     child manifests it references — failing if one is gone — writes its
-//     own revision link, then checks that its bytes and every referenced
-//     blob are in place; and it writes a referrer entry only after its
-//     revision link.
-//  2. GC moves a candidate aside (into _gc/, an atomic Move), then looks
-//     again — at the moved object's modification time, and, for a blob, for
-//     a link to it in every repository; for a referrer entry, for its
-//     manifest's revision link — and moves it back if anything refreshed or
+//     in place (an upload puts its own copy back if not; a mount answers
+//     that it could not mount). Pushing a manifest touches (Driver.Touch)
+//     the links of the blobs and child manifests it references — refusing
+//     if one is gone — writes its own revision link, touches the same
+//     links again, then checks that its bytes and every referenced blob
+//     are in place; it writes its referrer entry and tags only after that.
+//  2. GC moves a candidate aside (an atomic Move into _gc/), then looks
+//     again — at the moved object's modification time; for a blob, for a
+//     link to it in any repository; for a referrer entry, for its
+//     manifest's revision link — and puts it back if anything refreshed or
 //     linked it meanwhile. Only then is it deleted.
 //
-// Each side writes before it reads what the other writes (writer: refresh
-// then check; GC: move then look), so at least one sees the other: either
-// GC sees the refresh and puts the object back, or the writer sees the
-// object gone and fails (or re-uploads) instead of acknowledging a push
-// whose blobs are missing. A refresh that lands on the moved object (a
-// touch before the move) shows in its time; one that comes after the move
-// fails (touch) or creates a new object (link write) that GC never
-// deleted. Blobs that a kept manifest or a surviving link names are never
-// candidates at all, so reads of live content are never disturbed. A
-// crash with objects in _gc/ is undone by RecoverGC (run before every
-// collection and when serve starts), which moves them back; the next run
-// decides again. Two collections at once are safe but one may stop with an
-// error when the other restores what it moved aside.
+// Each side writes before it reads what the other writes (writer: refresh,
+// then check; GC: move, then look), so at least one sees the other.
+//
+//   - A blob: GC removes it only if, after moving it, it found no link to
+//     it anywhere. A writer that links the blob afterwards checks for the
+//     blob afterwards too, finds it gone, and re-uploads or fails; a
+//     writer that linked it before is seen.
+//   - A layer link (or, with DeleteUntagged, a child's revision link) is a
+//     candidate only if no manifest GC listed uses it and it was older than
+//     the cutoff when listed. A manifest that uses it and that GC did not
+//     list wrote its revision link after GC listed the repository's
+//     manifests, hence after GC started, and its second touch comes after
+//     that. If the touch comes before GC's move, the moved link is newer
+//     than the cutoff and goes back; if after, the touch fails and the
+//     push is refused (MANIFEST_BLOB_UNKNOWN: the client pushes again). The
+//     first touch alone would not do: a push slower than MinAge between it
+//     and its revision link would look old.
+//   - A referrer entry is removed only if its manifest's revision link is
+//     missing after the move; a push writes the entry after the link.
+//
+// A writer that finds something moved aside waits up to a second for GC to
+// put it back before it gives up, so a push is refused only when what it
+// needs is really gone. Blobs that a kept manifest or a surviving link
+// names are never candidates, so reads of live content are never
+// disturbed. A crash with objects in _gc/ is undone by RecoverGC (run
+// before every collection and when serve starts), which moves them back;
+// the next run decides again. Two collections at once are safe, but one
+// may stop with an error when the other restores what it moved aside.
 
 // GCOptions tune a collection.
 type GCOptions struct {

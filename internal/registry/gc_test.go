@@ -556,3 +556,26 @@ func TestGCLeavesRepositoryWithUnreadableManifest(t *testing.T) {
 		}
 	}
 }
+
+// A blob link without its blob (a push that failed beside a collection) is
+// a note for verify, not corruption, and the next collection removes it.
+func TestLinkWithoutBlob(t *testing.T) {
+	ctx := context.Background()
+	reg := newRegistry(t, t.TempDir())
+	pushImage(t, reg, "r", "v1", []byte("layer"))
+	if err := reg.linkBlob(ctx, "r", reference.FromBytes("sha256", []byte("never stored"))); err != nil {
+		t.Fatal(err)
+	}
+	v, err := reg.Verify(ctx)
+	if err != nil || len(v.Problems) != 0 || len(v.Notes) != 1 {
+		t.Fatalf("verify: problems %v notes %v (%v); want one note", v.Problems, v.Notes, err)
+	}
+	settle()
+	if report, err := reg.CollectGarbage(ctx, GCOptions{}); err != nil || report.Links != 1 || len(report.Blobs) != 0 {
+		t.Fatalf("gc: %+v %v; want the link removed and nothing else", report, err)
+	}
+	if v, _ := reg.Verify(ctx); len(v.Notes)+len(v.Problems) != 0 {
+		t.Fatalf("after gc: %v %v", v.Problems, v.Notes)
+	}
+	pullComplete(t, reg, "r", "v1")
+}
