@@ -223,6 +223,22 @@ func validateDescriptors(mediaType string, mf *manifestFields) error {
 	return nil
 }
 
+// requiredBlobs returns the blobs a manifest of mediaType needs in its
+// repository: an image's config and its layers, except non-distributable
+// ones, whose bytes may live elsewhere.
+func (mf *manifestFields) requiredBlobs(mediaType string) []reference.Digest {
+	if !isImageManifest(mediaType) {
+		return nil
+	}
+	var out []reference.Digest
+	for _, desc := range append([]Descriptor{*mf.Config}, mf.Layers...) {
+		if !nonDistributable(desc.MediaType) {
+			out = append(out, reference.Digest(desc.Digest))
+		}
+	}
+	return out
+}
+
 // nonDistributable reports whether a layer's bytes may live elsewhere, so
 // its presence in the repository is not required.
 func nonDistributable(mediaType string) bool {
@@ -256,20 +272,13 @@ func (r *Registry) checkReferences(ctx context.Context, name, mediaType string, 
 		}
 		return ocierr.New(ocierr.ManifestBlobUnknown, http.StatusBadRequest, "%s unknown to registry", what).WithDetail(map[string]string{"digest": d.String()})
 	}
-	if isImageManifest(mediaType) {
-		descs := append([]Descriptor{*mf.Config}, mf.Layers...)
-		for _, desc := range descs {
-			if nonDistributable(desc.MediaType) {
-				continue
-			}
-			d := reference.Digest(desc.Digest)
-			n := len(refs.links)
-			if err := check(layerLink(name, d), d, "blob"); err != nil {
-				return nil, err
-			}
-			if len(refs.links) > n {
-				refs.blobs = append(refs.blobs, d)
-			}
+	for _, d := range mf.requiredBlobs(mediaType) {
+		n := len(refs.links)
+		if err := check(layerLink(name, d), d, "blob"); err != nil {
+			return nil, err
+		}
+		if len(refs.links) > n {
+			refs.blobs = append(refs.blobs, d)
 		}
 	}
 	for _, desc := range mf.Manifests {

@@ -130,19 +130,12 @@ func (r *Registry) verifyManifestBytes(ctx context.Context, d reference.Digest) 
 // checkReferencesExist reports the first blob or child manifest the
 // manifest needs that repository name lacks.
 func (r *Registry) checkReferencesExist(ctx context.Context, name, mediaType string, mf *manifestFields) error {
-	if isImageManifest(mediaType) {
-		needed := append([]Descriptor{*mf.Config}, mf.Layers...)
-		for _, desc := range needed {
-			if nonDistributable(desc.MediaType) {
-				continue
-			}
-			d := reference.Digest(desc.Digest)
-			for _, p := range []string{layerLink(name, d), blobPath(d)} {
-				if ok, err := r.exists(ctx, p); err != nil {
-					return err
-				} else if !ok {
-					return fmt.Errorf("references blob %s, which is missing (%s)", d, p)
-				}
+	for _, d := range mf.requiredBlobs(mediaType) {
+		for _, p := range []string{layerLink(name, d), blobPath(d)} {
+			if ok, err := r.exists(ctx, p); err != nil {
+				return err
+			} else if !ok {
+				return fmt.Errorf("references blob %s, which is missing (%s)", d, p)
 			}
 		}
 	}
