@@ -111,12 +111,32 @@ type Chunk struct {
 // chunk that does not start at the current end is refused with 416 and
 // leaves the session as it was.
 func (r *Registry) AppendUpload(ctx context.Context, name, id string, c Chunk) (int64, error) {
-	if _, err := r.UploadSize(ctx, name, id); err != nil {
+	u, err := r.lockUpload(id)
+	if err != nil {
 		return 0, err
 	}
-	u := r.uploads.lock(id)
 	defer u.mu.Unlock()
-	return r.appendLocked(ctx, name, id, u, c)
+	size, err := r.appendLocked(ctx, name, id, u, c)
+	r.forgetUnknown(id, err)
+	return size, err
+}
+
+// lockUpload locks the state of session id, checked only in form here:
+// the first read under the lock (appendLocked's) tells whether it exists,
+// so a chunk costs one look at the session, not two.
+func (r *Registry) lockUpload(id string) (*uploadSession, error) {
+	if !uploadIDRE.MatchString(id) {
+		return nil, errUploadUnknown(id)
+	}
+	return r.uploads.lock(id), nil
+}
+
+// forgetUnknown drops the state lockUpload made for a session that turned
+// out not to exist.
+func (r *Registry) forgetUnknown(id string, err error) {
+	if e, ok := ocierr.As(err); ok && e.Code == ocierr.BlobUploadUnknown {
+		r.uploads.forget(id)
+	}
 }
 
 func errRange(start, size int64) *ocierr.Error {
@@ -210,13 +230,14 @@ func (r *Registry) hashUpload(ctx context.Context, name, id, algorithm string) (
 // upload against d and makes it blob d of repository name. The blob is
 // durable and verified when this returns nil.
 func (r *Registry) FinishUpload(ctx context.Context, name, id string, d reference.Digest, last Chunk) error {
-	if _, err := r.UploadSize(ctx, name, id); err != nil {
+	u, err := r.lockUpload(id)
+	if err != nil {
 		return err
 	}
-	u := r.uploads.lock(id)
 	defer u.mu.Unlock()
 	size, err := r.appendLocked(ctx, name, id, u, last)
 	if err != nil {
+		r.forgetUnknown(id, err)
 		return err
 	}
 	got, err := r.uploadDigest(ctx, name, id, u, size, d.Algorithm())
