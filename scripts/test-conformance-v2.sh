@@ -22,13 +22,8 @@ ROOT=$PWD
 # shellcheck source=lib/auth.sh
 . scripts/lib/auth.sh
 
-SUITE=${CONFORMANCE_V2_SUITE:-distribution-spec/conformance-v2/conformance}
+SUITE=$(suite_binary test-conformance-v2 "${CONFORMANCE_V2_SUITE:-distribution-spec/conformance-v2/conformance}")
 RESULTS=$(realpath -m "${CONFORMANCE_RESULTS:-test-results}")/v2
-if [ ! -x "$SUITE" ]; then
-  echo "test-conformance-v2: $SUITE is not built: run make build-conformance" >&2
-  exit 2
-fi
-SUITE=$(realpath "$SUITE")
 
 rm -rf "$RESULTS"
 mkdir -p "$RESULTS"

@@ -25,13 +25,8 @@ ROOT=$PWD
 # shellcheck source=lib/auth.sh
 . scripts/lib/auth.sh
 
-SUITE=${CONFORMANCE_SUITE:-distribution-spec/conformance/conformance.test}
+SUITE=$(suite_binary test-conformance "${CONFORMANCE_SUITE:-distribution-spec/conformance/conformance.test}")
 RESULTS=$(realpath -m "${CONFORMANCE_RESULTS:-test-results}")
-if [ ! -x "$SUITE" ]; then
-  echo "test-conformance: $SUITE is not built: run make build-conformance" >&2
-  exit 2
-fi
-SUITE=$(realpath "$SUITE")
 
 mkdir -p "$RESULTS"
 rm -f "$RESULTS/junit.xml" "$RESULTS/report.html" "$RESULTS/conformance.log" "$RESULTS/octoserve.log"

@@ -4,6 +4,17 @@
 # Needs scripts/lib/registry.sh sourced first.
 
 SUITE_PID=""
+
+# suite_binary NAME PATH: prints the absolute path of a built suite, or
+# says how to build it and exits 2.
+suite_binary() {
+  if [ ! -x "$2" ]; then
+    echo "$1: $2 is not built: run make build-conformance" >&2
+    exit 2
+  fi
+  realpath "$2"
+}
+
 # At most this many distinct failed specs are listed in a summary.
 CONFORMANCE_MAX_LISTED=${CONFORMANCE_MAX_LISTED:-20}
 
