@@ -23,7 +23,7 @@ $(BIN): $(GO_SRC)
 run: build ## serve a registry on localhost:5000 with data in ./data
 	./$(BIN) serve --addr localhost:5000 --root ./data
 
-test: lint test-unit test-conformance test-conformance-v2 test-harness test-e2e test-crash ## everything that can be tested here
+test: lint tools test-unit test-conformance test-conformance-v2 test-harness test-e2e test-crash ## everything that can be tested here
 
 test-unit: ## go vet and go test ./... (race detector on)
 	$(GO) vet ./...
