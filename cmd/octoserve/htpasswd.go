@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/octoserve/octoserve/internal/auth"
 )
 
 // htpasswd prints an htpasswd line for a user, with a bcrypt hash of the
@@ -35,6 +37,9 @@ func htpasswd(args []string, stdin io.Reader, stdout io.Writer) error {
 	pass := strings.TrimRight(line, "\r\n")
 	if pass == "" {
 		return errors.New("empty password on stdin")
+	}
+	if err := auth.ValidatePassword(pass); err != nil {
+		return fmt.Errorf("%w; octoserve refuses such passwords at login", err)
 	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(pass), *cost)
 	if err != nil {

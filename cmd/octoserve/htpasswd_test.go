@@ -32,6 +32,8 @@ func TestHtpasswd(t *testing.T) {
 		{[]string{}, "pw\n"},
 		{[]string{"a", "b"}, "pw\n"},
 		{[]string{"--cost", "99", "a"}, "pw\n"},
+		{[]string{"a"}, strings.Repeat("x", 73) + "\n"}, // bcrypt would check 72 bytes of it
+		{[]string{"a"}, "pw\x00pw\n"},                   // bcrypt takes a NUL for the end
 	} {
 		if err := htpasswd(tc.args, strings.NewReader(tc.stdin), &out); err == nil {
 			t.Errorf("%v with %q accepted", tc.args, tc.stdin)

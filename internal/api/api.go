@@ -18,9 +18,12 @@ import (
 // handlerFunc serves one method on one kind of route.
 type handlerFunc func(w http.ResponseWriter, r *http.Request, rt Route) error
 
-// Guard decides whether a request may proceed; it writes the refusal
-// itself and returns false. Auth plugs in here.
-type Guard func(w http.ResponseWriter, r *http.Request, rt Route) bool
+// Guard decides whether a request may proceed. It admits a request by
+// returning it, with what the guard learned about the caller in its
+// context (for the Permit), and true; it refuses one by writing the
+// refusal itself and returning false. Auth plugs in here: the caller is
+// identified once per request, by the Guard.
+type Guard func(w http.ResponseWriter, r *http.Request, rt Route) (*http.Request, bool)
 
 // API is the HTTP front of a registry.
 type API struct {
@@ -71,8 +74,11 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ocierr.Write(w, err)
 		return
 	}
-	if a.guard != nil && !a.guard(w, r, rt) {
-		return
+	if a.guard != nil {
+		var ok bool
+		if r, ok = a.guard(w, r, rt); !ok {
+			return
+		}
 	}
 	if err := h(w, r, rt); err != nil {
 		a.fail(w, r, err)

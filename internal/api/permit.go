@@ -7,18 +7,21 @@ import (
 	"github.com/octoserve/octoserve/internal/reference"
 )
 
-// Permit reports whether the caller of r may do access to repository
-// name. The Guard admits a request for its own route; the API asks Permit
-// where a request reaches other repositories: the catalog lists only
-// repositories the caller may pull, and a mount's source must be pullable.
-type Permit func(r *http.Request, name string, access Access) bool
+// Permit reports whether the caller may do access to repository name.
+// The caller is the one the Guard identified and put in ctx (the
+// request's context), so asking costs no password check however many
+// repositories a request reaches. The Guard admits a request for its own
+// route; the API asks Permit where a request reaches other repositories:
+// the catalog lists only repositories the caller may pull, and a mount's
+// source must be pullable.
+type Permit func(ctx context.Context, name string, access Access) bool
 
 // WithPermit installs p; without one, every repository is permitted.
 func WithPermit(p Permit) Option { return func(a *API) { a.permit = p } }
 
 // permitted asks the Permit, if any.
 func (a *API) permitted(r *http.Request, name string, access Access) bool {
-	return a.permit == nil || a.permit(r, name, access)
+	return a.permit == nil || a.permit(r.Context(), name, access)
 }
 
 // mountSource says which repository to mount d from, and whether to try.
@@ -32,14 +35,14 @@ func (a *API) mountSource(ctx context.Context, r *http.Request, from string, d r
 		return from, true, nil
 	}
 	if from != "" {
-		return from, a.permit(r, from, AccessPull), nil
+		return from, a.permit(ctx, from, AccessPull), nil
 	}
 	repos, _, err := a.reg.Repositories(ctx, -1, "")
 	if err != nil {
 		return "", false, err
 	}
 	for _, repo := range repos {
-		if !a.permit(r, repo, AccessPull) {
+		if !a.permit(ctx, repo, AccessPull) {
 			continue
 		}
 		if _, err := a.reg.StatBlob(ctx, repo, d); err == nil {

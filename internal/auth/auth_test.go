@@ -2,9 +2,11 @@ package auth
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -166,26 +168,33 @@ func TestLimiter(t *testing.T) {
 	l := newLimiter(3, 60, 2) // one token a second
 	now := time.Unix(1000, 0)
 	l.now = func() time.Time { return now }
-	for i := 0; i < 3; i++ {
-		if b, _ := l.blocked("1.2.3.4"); b {
-			t.Fatalf("blocked after %d failures", i)
+	for i := 0; i < 3; i++ { // three checks that fail keep their tokens
+		if ok, _ := l.take("1.2.3.4"); !ok {
+			t.Fatalf("refused after %d failures", i)
 		}
-		l.fail("1.2.3.4")
 	}
-	if b, wait := l.blocked("1.2.3.4"); !b || wait != time.Second {
-		t.Fatalf("blocked = %v, %v after the burst", b, wait)
+	if ok, wait := l.take("1.2.3.4"); ok || wait != time.Second {
+		t.Fatalf("take = %v, %v after the burst", ok, wait)
 	}
-	if b, _ := l.blocked("5.6.7.8"); b {
-		t.Fatal("another client is blocked")
+	if ok, _ := l.take("5.6.7.8"); !ok {
+		t.Fatal("another client is refused")
+	}
+	l.refund("5.6.7.8") // a verified check gives its token back
+	if _, ok := l.buckets["5.6.7.8"]; ok {
+		t.Fatal("a full bucket is still tracked")
+	}
+	for i := 0; i < 3; i++ {
+		if ok, _ := l.take("5.6.7.8"); !ok {
+			t.Fatalf("refund lost a token: refused after %d", i)
+		}
 	}
 	now = now.Add(1500 * time.Millisecond)
-	if b, _ := l.blocked("1.2.3.4"); b {
-		t.Fatal("still blocked after a token came back")
+	if ok, _ := l.take("1.2.3.4"); !ok {
+		t.Fatal("still refused after a token came back")
 	}
 	// The map stays bounded: a third client evicts the least recent.
-	l.fail("5.6.7.8")
 	now = now.Add(time.Millisecond)
-	l.fail("9.9.9.9")
+	l.take("9.9.9.9")
 	if len(l.buckets) > 2 {
 		t.Fatalf("%d buckets, max 2", len(l.buckets))
 	}
@@ -283,14 +292,21 @@ func TestUnknownUserCostsAFullCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c, _ := bcrypt.Cost(a.dummy); c != bcrypt.MinCost+2 {
-		t.Fatalf("dummy cost %d, want the highest in the file (%d)", c, bcrypt.MinCost+2)
+	if !slices.Equal(a.costs, []int{bcrypt.MinCost, bcrypt.MinCost + 2}) {
+		t.Fatalf("costs %v", a.costs)
 	}
-	if a.check("nobody", "octoserve-dummy-password") {
-		t.Fatal("unknown user with the dummy password accepted")
+	for _, c := range a.costs {
+		if got, _ := bcrypt.Cost(a.dummies[c]); got != c {
+			t.Fatalf("dummy for cost %d has cost %d", c, got)
+		}
 	}
-	if !a.check("alice", "x") || a.check("alice", "y") {
-		t.Fatal("check is wrong")
+	for _, tc := range []struct {
+		user, pass string
+		want       bool
+	}{{"alice", "x", true}, {"alice", "y", false}, {"bob", "y", true}, {"bob", "x", false}, {"nobody", "x", false}, {"nobody", "", false}} {
+		if got, err := a.check(context.Background(), tc.user, tc.pass); got != tc.want || err != nil {
+			t.Errorf("check(%q, %q) = %v, %v", tc.user, tc.pass, got, err)
+		}
 	}
 }
 
@@ -303,7 +319,7 @@ func TestBearerAndMalformedAuthorization(t *testing.T) {
 		r := httptest.NewRequest("GET", "/v2/x/tags/list", nil)
 		r.Header.Set("Authorization", h)
 		w := httptest.NewRecorder()
-		if a.Guard(w, r, api.Route{Kind: api.KindTags, Name: "x"}) || w.Code != 401 ||
+		if _, ok := a.Guard(w, r, api.Route{Kind: api.KindTags, Name: "x"}); ok || w.Code != 401 ||
 			w.Header().Get("WWW-Authenticate") != `Basic realm="octoserve"` {
 			t.Errorf("%q: %d %q", h, w.Code, w.Header().Get("WWW-Authenticate"))
 		}

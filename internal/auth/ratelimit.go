@@ -8,10 +8,11 @@ import (
 )
 
 // limiter is a token bucket per client address for failed logins: each
-// failure takes a token, tokens come back at a steady rate, and a client
-// with no token left is refused before its password is even checked. The
-// map is bounded: when full, buckets that have refilled are dropped, and
-// if none has, the least recently used one is.
+// password check takes a token before it runs and a verified one gives it
+// back, so each failure costs a token; tokens come back at a steady rate,
+// and a client with no token left is refused before its password is even
+// checked. The map is bounded: when full, buckets that have refilled are
+// dropped, and if none has, the least recently used one is.
 type limiter struct {
 	mu      sync.Mutex
 	burst   float64
@@ -24,7 +25,7 @@ type limiter struct {
 type bucket struct {
 	tokens float64
 	last   time.Time // tokens is as of last
-	seen   time.Time // last failure
+	seen   time.Time // last token taken
 }
 
 func newLimiter(burst int, perMinute float64, maxClients int) *limiter {
@@ -48,23 +49,12 @@ func (l *limiter) refill(b *bucket, now time.Time) float64 {
 	return b.tokens
 }
 
-// blocked reports whether client has no failure left, and how long until
-// it has one.
-func (l *limiter) blocked(client string) (bool, time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b, ok := l.buckets[client]
-	if !ok {
-		return false, 0
-	}
-	if t := l.refill(b, l.now()); t < 1 {
-		return true, time.Duration((1 - t) / l.perSec * float64(time.Second))
-	}
-	return false, 0
-}
-
-// fail takes a token from client's bucket.
-func (l *limiter) fail(client string) {
+// take takes a token from client's bucket for a password check about to
+// run, or reports that it has none and how long until it has one. The
+// token is taken before the check, so that checks in progress count
+// against the bucket: concurrent guesses cannot outrun it. A check that
+// verifies gives its token back (refund); a failure keeps it.
+func (l *limiter) take(client string) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
@@ -76,9 +66,28 @@ func (l *limiter) fail(client string) {
 		b = &bucket{tokens: l.burst, last: now}
 		l.buckets[client] = b
 	}
-	l.refill(b, now)
-	b.tokens = max(0, b.tokens-1)
+	if t := l.refill(b, now); t < 1 {
+		return false, time.Duration((1 - t) / l.perSec * float64(time.Second))
+	}
+	b.tokens--
 	b.seen = now
+	return true, 0
+}
+
+// refund gives back the token of a check that did not fail. A bucket full
+// again is forgotten.
+func (l *limiter) refund(client string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, ok := l.buckets[client]
+	if !ok {
+		return // evicted meanwhile: full as far as anyone knows
+	}
+	if l.refill(b, l.now())+1 >= l.burst {
+		delete(l.buckets, client)
+		return
+	}
+	b.tokens++
 }
 
 func (l *limiter) evict(now time.Time) {
