@@ -33,10 +33,10 @@ CRASH_ROUNDS ?= 20
 test-crash: build ## kill -9 test: concurrent pushes, SIGKILL, restart on the same root, all acknowledged data intact (CRASH_ROUNDS=20)
 	OCTOSERVE_BIN=$(CURDIR)/$(BIN) CRASH_ROUNDS=$(CRASH_ROUNDS) $(GO) test -count=1 -v -timeout 15m -run '^TestKill9$$' ./internal/crashtest/
 
-tools: ## install the pinned e2e clients (crane, oras, regctl) into .tools/bin; checks for skopeo
+tools: ## install the pinned e2e clients (crane, oras, regctl, helm, cosign) into .tools/bin; checks for the Debian ones
 	scripts/install-tools.sh
 
-test-e2e: build ## end-to-end tests: crane, oras, regctl, skopeo against octoserve (logs in test-results/e2e)
+test-e2e: build ## end-to-end tests: crane, oras, regctl, skopeo, podman, buildah, containerd, helm, cosign against octoserve (logs in test-results/e2e)
 	@command -v skopeo >/dev/null 2>&1 || { echo "skopeo not found: apt-get install skopeo" >&2; exit 1; }
 	scripts/test-e2e.sh
 

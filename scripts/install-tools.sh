@@ -6,13 +6,15 @@
 # A tool is reinstalled only when its binary is missing or its stamp file
 # (.tools/stamps/<tool>) does not name the pinned version.
 #
-# skopeo is not a Go-installable client: it comes from Debian's packages
-# (`apt-get install skopeo`; .ci/run does this when it is missing). This
-# script only reports whether it is present.
+# skopeo, podman, buildah and containerd (containerd and ctr) are not
+# Go-installable clients: they come from Debian's packages (`apt-get install
+# skopeo podman buildah containerd`; .ci/run does this when one is missing).
+# This script only reports whether they are present.
 #
 # Usage: scripts/install-tools.sh [--check]
 #   --check   install nothing; exit 1 (listing what is missing) unless every
-#             tool is installed at its pinned version and skopeo is on PATH.
+#             tool is installed at its pinned version and the Debian clients
+#             are on PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +23,8 @@ TOOLS=(
   "crane|github.com/google/go-containerregistry/cmd/crane|v0.22.1"
   "oras|oras.land/oras/cmd/oras|v1.3.6"
   "regctl|github.com/regclient/regclient/cmd/regctl|v0.11.7"
+  "helm|helm.sh/helm/v3/cmd/helm|v3.22.0"
+  "cosign|github.com/sigstore/cosign/v2/cmd/cosign|v2.6.5"
 )
 
 TOOLS_DIR="$PWD/.tools"
@@ -57,11 +61,22 @@ for entry in "${TOOLS[@]}"; do
   echo "$pkg@$version" >"$stamp"
 done
 
-if command -v skopeo >/dev/null 2>&1; then
-  echo "install-tools: skopeo found: $(skopeo --version)"
-else
-  echo "install-tools: skopeo not found: apt-get install skopeo" >&2
-  missing=1
-fi
+# command | Debian package
+DEBIAN_CLIENTS=(
+  "skopeo|skopeo"
+  "podman|podman"
+  "buildah|buildah"
+  "containerd|containerd"
+  "ctr|containerd"
+)
+for entry in "${DEBIAN_CLIENTS[@]}"; do
+  IFS='|' read -r cmd pkg <<<"$entry"
+  if command -v "$cmd" >/dev/null 2>&1; then
+    echo "install-tools: $cmd found: $("$cmd" --version | head -n 1)"
+  else
+    echo "install-tools: $cmd not found: apt-get install $pkg" >&2
+    missing=1
+  fi
+done
 
 exit "$missing"

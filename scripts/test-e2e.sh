@@ -5,11 +5,16 @@
 # scenarios in e2e/ (`go test -tags e2e`) against it, and stops the server
 # and removes its data whatever happens.
 #
+# Some scenarios start processes of their own and stop them by PID when they
+# end: a second octoserve ($OCTOSERVE_BIN) with basic auth on, and containerd.
+# podman, buildah and containerd run as root, with their storage, state and
+# sockets under the tests' temporary directory.
+#
 # Client output of each failed scenario is kept in
 # test-results/e2e/<TestName>.log, with the server's log in
 # test-results/e2e/octoserve.log.
 #
-# Usage: scripts/test-e2e.sh [go test flags, e.g. -run 'Oras|Skopeo']
+# Usage: scripts/test-e2e.sh [go test flags, e.g. -run 'Oras|Skopeo|Podman']
 # OCTOSERVE_BIN=path tests another octoserve binary (default bin/octoserve).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,13 +22,17 @@ ROOT="$PWD"
 GO="${GO:-go}"
 RESULTS="$ROOT/test-results/e2e"
 
-# skopeo is a Debian package, not something this script may download.
-if ! command -v skopeo >/dev/null 2>&1; then
-  echo "test-e2e: skopeo not found: apt-get install skopeo" >&2
-  exit 1
-fi
+# skopeo, podman, buildah and containerd are Debian packages, not something
+# this script may download.
+for cmd in skopeo podman buildah containerd ctr; do
+  if ! command -v "$cmd" >/dev/null 2>&1; then
+    echo "test-e2e: $cmd not found: apt-get install skopeo podman buildah containerd" >&2
+    exit 1
+  fi
+done
 
-# crane, oras, regctl at their pinned versions (a no-op when installed).
+# crane, oras, regctl, helm, cosign at their pinned versions (a no-op when
+# installed).
 scripts/install-tools.sh
 export PATH="$ROOT/.tools/bin:$PATH"
 
@@ -65,7 +74,14 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 registry_start
 
-echo "test-e2e: octoserve at $REGISTRY_URL; clients: crane $(crane version), oras $(oras version | sed -n 's/^Version: *//p'), regctl $(regctl version --format '{{.VCSTag}}'), $(skopeo --version)"
+# The module version go install built (helm's own version command omits the
+# patch level when built without release flags).
+go_tool_version() {
+  "$GO" version -m "$ROOT/.tools/bin/$1" | awk '$1 == "mod" { print $3; exit }'
+}
+echo "test-e2e: octoserve at $REGISTRY_URL"
+echo "test-e2e: clients: crane $(crane version), oras $(oras version | sed -n 's/^Version: *//p'), regctl $(regctl version --format '{{.VCSTag}}'), helm $(go_tool_version helm), cosign $(go_tool_version cosign)"
+echo "test-e2e: Debian clients: skopeo $(skopeo --version | awk '{print $3}'), podman $(podman --version | awk '{print $3}'), buildah $(buildah --version | awk '{print $3}'), containerd $(containerd --version | awk '{print $3}')"
 echo "test-e2e: the client output of a failed scenario goes to test-results/e2e/<TestName>.log"
 
 status=0
