@@ -119,6 +119,14 @@ type Driver interface {
 	// not be seen. An error from fn stops the walk and is returned.
 	Walk(ctx context.Context, prefix string, fn func(Entry) error) error
 
+	// Touch sets the object's ModTime to the store's now without changing
+	// its content, or returns ErrNotFound. It is for garbage collection's
+	// benefit only (a writer refreshing what it relies on, see the
+	// registry's protocol.go) and need not survive a crash. On an object
+	// store it is a copy of the object onto itself: keep touched objects
+	// small.
+	Touch(ctx context.Context, path string) error
+
 	// Delete removes the object at path; a missing object is not an
 	// error. Once it returns, the removal survives a crash.
 	Delete(ctx context.Context, path string) error

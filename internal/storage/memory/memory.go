@@ -255,6 +255,21 @@ func (d *Driver) Walk(ctx context.Context, prefix string, fn func(storage.Entry)
 	return nil
 }
 
+// Touch implements storage.Driver.
+func (d *Driver) Touch(_ context.Context, p string) error {
+	if err := storage.CheckPath(p); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	o, ok := d.objects[p]
+	if !ok {
+		return notFound(p)
+	}
+	d.put(p, o.data)
+	return nil
+}
+
 // Delete implements storage.Driver.
 func (d *Driver) Delete(_ context.Context, p string) error {
 	if err := storage.CheckPath(p); err != nil {

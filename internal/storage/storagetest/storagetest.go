@@ -27,6 +27,7 @@ func Run(t *testing.T, newDriver func(t *testing.T) storage.Driver) {
 		{"MissingObjects", testMissing},
 		{"StatIsForObjectsOnly", testStatObjectsOnly},
 		{"ModTimeNeverGoesBack", testModTimeOrder},
+		{"TouchRefreshesTime", testTouch},
 		{"PutIfCreatesOnce", testPutIfCreate},
 		{"PutIfComparesVersions", testPutIfVersions},
 		{"PutIfConcurrentExactlyOneWins", testPutIfConcurrent},
@@ -143,6 +144,36 @@ func testModTimeOrder(t *testing.T, d storage.Driver) {
 			t.Fatalf("write %d stamped %v, before the previous write's %v", i, info.ModTime, last.ModTime)
 		}
 		last = info
+	}
+}
+
+func testTouch(t *testing.T, d storage.Driver) {
+	put(t, d, "touched", "content")
+	before, err := d.Stat(ctx, "touched")
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, d, "probe", "") // written after the object, before the touch
+	probe, err := d.Stat(ctx, "probe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Touch(ctx, "touched"); err != nil {
+		t.Fatal(err)
+	}
+	after, err := d.Stat(ctx, "touched")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.ModTime.Before(probe.ModTime) || after.ModTime.Before(before.ModTime) {
+		t.Fatalf("touched object stamped %v, before an object written earlier (%v)", after.ModTime, probe.ModTime)
+	}
+	if got := get(t, d, "touched"); got != "content" || after.Size != before.Size {
+		t.Fatalf("Touch changed the content to %q", got)
+	}
+	wantErr(t, "Touch of a missing object", d.Touch(ctx, "missing"), storage.ErrNotFound)
+	if _, err := d.Stat(ctx, "missing"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatal("Touch created a missing object")
 	}
 }
 
