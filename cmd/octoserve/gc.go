@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/octoserve/octoserve/internal/registry"
 )
@@ -28,6 +29,7 @@ func gcMain(args []string) error {
 		DryRun:         *dryRun,
 		DeleteUntagged: *untagged || cfg.GC.DeleteUntagged,
 		MinAge:         cfg.GC.MinAge,
+		ClockSkew:      cfg.GC.ClockSkew,
 		UploadMaxIdle:  cfg.Uploads.MaxIdle,
 	}
 	if *minAge >= 0 {
@@ -51,6 +53,7 @@ func printGCReport(r *registry.GCReport, dryRun bool) {
 	if dryRun {
 		verb = "would remove"
 	}
+	fmt.Printf("cutoff %s: anything written or used at or after it was kept\n", r.Cutoff.UTC().Format(time.RFC3339Nano))
 	for _, m := range r.Manifests {
 		fmt.Printf("%s manifest %s\n", verb, m)
 	}

@@ -2,7 +2,7 @@
 //
 //	octoserve serve [--addr HOST:PORT] [--root DIR] [--config FILE] [--tls-cert FILE --tls-key FILE]
 //	octoserve gc [--root DIR | --config FILE] [--dry-run] [--delete-untagged] [--min-age DURATION]
-//	octoserve verify [--root DIR | --config FILE]
+//	octoserve verify [--root DIR | --config FILE] [--read-only]
 //	octoserve htpasswd [--cost N] USER < password
 //	octoserve version
 package main
@@ -49,7 +49,7 @@ func usage() {
 	fmt.Fprint(os.Stderr, `usage:
   octoserve serve [--addr HOST:PORT] [--root DIR] [--config FILE] [--tls-cert FILE --tls-key FILE]
   octoserve gc [--root DIR | --config FILE] [--dry-run] [--delete-untagged] [--min-age DURATION]
-  octoserve verify [--root DIR | --config FILE]   (re-hash blobs, check references; changes nothing)
+  octoserve verify [--root DIR | --config FILE] [--read-only]   (re-hash blobs, check references; quarantines blobs that do not match their digest unless --read-only)
   octoserve htpasswd [--cost N] USER < password   (prints a bcrypt htpasswd line)
   octoserve version
 `)

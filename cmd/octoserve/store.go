@@ -19,6 +19,8 @@ func openRegistry(cfg config.Config) (*registry.Registry, *filesystem.Driver, er
 		MaxManifestBytes: cfg.Validation.MaxManifestBytes,
 		MaxBlobBytes:     cfg.Validation.MaxBlobBytes,
 		MaxChunkBytes:    cfg.Validation.MaxChunkBytes,
+
+		MaxUploadsPerRepository: cfg.Uploads.MaxPerRepository,
 	}), driver, nil
 }
 

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+
+	"github.com/octoserve/octoserve/internal/registry"
 )
 
 func verifyMain(args []string) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	store := addStoreFlags(fs)
+	readOnly := fs.Bool("read-only", false, "report only: do not quarantine blobs whose bytes do not match their digest")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -21,7 +24,7 @@ func verifyMain(args []string) error {
 	if err != nil {
 		return err
 	}
-	report, err := reg.Verify(context.Background())
+	report, err := reg.Verify(context.Background(), registry.VerifyOptions{Quarantine: !*readOnly})
 	if err != nil {
 		return err
 	}
@@ -30,6 +33,9 @@ func verifyMain(args []string) error {
 	}
 	for _, p := range report.Problems {
 		fmt.Println("PROBLEM", p)
+	}
+	for _, q := range report.Quarantined {
+		fmt.Println("QUARANTINED", q, "(moved to _quarantine/: no longer served; the next push of these bytes stores them again)")
 	}
 	fmt.Printf("verified %d blobs, %d repositories, %d manifests, %d tags: %d problems\n",
 		report.Blobs, report.Repositories, report.Manifests, report.Tags, len(report.Problems))

@@ -40,13 +40,16 @@ func (f *fullDisk) PutContent(ctx context.Context, p string, b []byte) error {
 	return f.Driver.PutContent(ctx, p, b)
 }
 
-func (f *fullDisk) Writer(ctx context.Context, p string) (storage.FileWriter, error) {
-	w, err := f.Driver.Writer(ctx, p)
-	return &fullWriter{FileWriter: w, disk: f}, err
+func (f *fullDisk) Writer(ctx context.Context, p string, mode storage.WriteMode) (storage.Writer, error) {
+	w, err := f.Driver.Writer(ctx, p, mode)
+	if err != nil {
+		return nil, err
+	}
+	return &fullWriter{Writer: w, disk: f}, nil
 }
 
 type fullWriter struct {
-	storage.FileWriter
+	storage.Writer
 	disk *fullDisk
 }
 
@@ -54,7 +57,7 @@ func (w *fullWriter) Write(b []byte) (int, error) {
 	if err := w.disk.spend(len(b)); err != nil {
 		return 0, err
 	}
-	return w.FileWriter.Write(b)
+	return w.Writer.Write(b)
 }
 
 func TestDiskFullInjected(t *testing.T) {
@@ -89,7 +92,7 @@ func TestDiskFullInjected(t *testing.T) {
 	}
 	resp, body = e.do("GET", "/v2/app/manifests/v1", nil, nil)
 	e.expect(resp, body, http.StatusOK, "")
-	if v, err := reg.Verify(context.Background()); err != nil || len(v.Problems) > 0 {
+	if v, err := reg.Verify(context.Background(), registry.VerifyOptions{}); err != nil || len(v.Problems) > 0 {
 		t.Fatalf("verify: %v %v", err, v.Problems)
 	}
 }
@@ -129,7 +132,7 @@ func TestDiskFullTmpfs(t *testing.T) {
 	if after := e.snapshot(); after != before {
 		t.Fatalf("a failed write left data behind:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
-	if v, err := reg.Verify(context.Background()); err != nil || len(v.Problems) > 0 {
+	if v, err := reg.Verify(context.Background(), registry.VerifyOptions{}); err != nil || len(v.Problems) > 0 {
 		t.Fatalf("verify: %v %v", err, v.Problems)
 	}
 }

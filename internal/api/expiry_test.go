@@ -42,15 +42,17 @@ func TestIdleUploadExpires(t *testing.T) {
 
 	// The idle session last saw data 25 hours ago.
 	old := time.Now().Add(-25 * time.Hour)
-	dir := filepath.Join(root, "uploads", path.Base(idle))
-	entries, err := os.ReadDir(dir)
-	if err != nil || len(entries) == 0 {
-		t.Fatalf("upload %s not stored as expected under %s: %v", idle, dir, err)
-	}
-	for _, f := range entries {
-		if err := os.Chtimes(filepath.Join(dir, f.Name()), old, old); err != nil {
-			t.Fatal(err)
+	dir := filepath.Join(root, "uploads", "r", path.Base(idle))
+	files := 0
+	err = filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			files++
+			err = os.Chtimes(p, old, old)
 		}
+		return err
+	})
+	if err != nil || files == 0 {
+		t.Fatalf("upload %s not stored as expected under %s: %v", idle, dir, err)
 	}
 
 	report, err := reg.CollectGarbage(context.Background(), registry.GCOptions{MinAge: time.Hour, UploadMaxIdle: 24 * time.Hour})

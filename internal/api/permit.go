@@ -29,7 +29,8 @@ func (a *API) permitted(r *http.Request, name string, access Access) bool {
 // a refused source is treated as one that lacks the blob, so the client
 // gets an ordinary upload session and learns nothing. A mount without
 // "from" then takes the first repository the caller may pull that holds
-// d, instead of any blob in the registry.
+// d, instead of any blob in the registry; the repositories holding d are
+// one listing beside the blob, not a scan of every repository.
 func (a *API) mountSource(ctx context.Context, r *http.Request, from string, d reference.Digest) (string, bool, error) {
 	if a.permit == nil {
 		return from, true, nil
@@ -37,15 +38,12 @@ func (a *API) mountSource(ctx context.Context, r *http.Request, from string, d r
 	if from != "" {
 		return from, a.permit(ctx, from, AccessPull), nil
 	}
-	repos, _, err := a.reg.Repositories(ctx, -1, "")
+	repos, err := a.reg.RepositoriesLinking(ctx, d)
 	if err != nil {
 		return "", false, err
 	}
 	for _, repo := range repos {
-		if !a.permit(ctx, repo, AccessPull) {
-			continue
-		}
-		if _, err := a.reg.StatBlob(ctx, repo, d); err == nil {
+		if a.permit(ctx, repo, AccessPull) {
 			return repo, true, nil
 		}
 	}

@@ -34,6 +34,11 @@ type GC struct {
 	// DeleteUntagged also removes manifests no tag (or kept index, or kept
 	// subject of a referrer) reaches.
 	DeleteUntagged bool `yaml:"deleteUntagged"`
+	// ClockSkew widens MinAge by how far the clocks of the storage's own
+	// nodes may disagree (an object store spread over several hosts).
+	// Ages are judged by the store's clock, so replicas' clocks do not
+	// matter; a local disk needs 0.
+	ClockSkew time.Duration `yaml:"clockSkew"`
 }
 
 // Uploads configures upload sessions.
@@ -42,6 +47,9 @@ type Uploads struct {
 	MaxIdle time.Duration `yaml:"maxIdle"`
 	// PurgeInterval is how often `serve` looks for idle sessions.
 	PurgeInterval time.Duration `yaml:"purgeInterval"`
+	// MaxPerRepository bounds the sessions open at once in one
+	// repository; 0 means no limit.
+	MaxPerRepository int `yaml:"maxPerRepository"`
 }
 
 // HTTP configures the listener.
@@ -127,7 +135,7 @@ func Default() Config {
 			FailedLogins: RateLimit{Burst: 10, PerMinute: 10, MaxClients: 10000},
 		},
 		GC:      GC{MinAge: time.Hour},
-		Uploads: Uploads{MaxIdle: 24 * time.Hour, PurgeInterval: 15 * time.Minute},
+		Uploads: Uploads{MaxIdle: 24 * time.Hour, PurgeInterval: 15 * time.Minute, MaxPerRepository: 1000},
 	}
 }
 
@@ -163,8 +171,11 @@ func (c Config) Validate() error {
 	if c.Validation.MaxManifestBytes <= 0 {
 		return fmt.Errorf("validation.maxManifestBytes must be positive")
 	}
-	if c.GC.Interval < 0 || c.GC.MinAge < 0 {
-		return fmt.Errorf("gc.interval and gc.minAge must not be negative")
+	if c.GC.Interval < 0 || c.GC.MinAge < 0 || c.GC.ClockSkew < 0 {
+		return fmt.Errorf("gc.interval, gc.minAge and gc.clockSkew must not be negative")
+	}
+	if c.Uploads.MaxPerRepository < 0 {
+		return fmt.Errorf("uploads.maxPerRepository must not be negative (0: no limit)")
 	}
 	if c.Uploads.MaxIdle <= 0 || c.Uploads.PurgeInterval <= 0 {
 		return fmt.Errorf("uploads.maxIdle and uploads.purgeInterval must be positive")

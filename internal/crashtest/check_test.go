@@ -111,7 +111,7 @@ func (k *checker) onDisk(repo, d, tag string) string {
 	}
 	if ok && len(hex) > 2 {
 		stat("blob file", "blobs/"+alg+"/"+hex[:2]+"/"+hex)
-		stat("layer link", "repositories/"+repo+"/_layers/"+alg+"/"+hex)
+		stat("blob link", "blobs/"+alg+"/"+hex[:2]+"/"+hex+".repos/"+strings.ReplaceAll(repo, "/", "~"))
 		stat("manifest link", "repositories/"+repo+"/_manifests/revisions/"+alg+"/"+hex)
 	}
 	if tag != "" {

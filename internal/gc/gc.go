@@ -1,12 +1,15 @@
 // Package gc runs the registry's storage housekeeping on a schedule inside
 // `octoserve serve`: garbage collection every gc.interval (when set) and
-// removal of abandoned upload sessions every uploads.purgeInterval. The
-// collection itself, and why it is safe beside live pushes, is in
-// internal/registry/gc.go.
+// removal of abandoned upload sessions every uploads.purgeInterval. Each
+// run takes the housekeeping lease in the store, so with several replicas
+// (or `octoserve gc` beside them) one runs at a time and the others skip
+// their turn. The collection itself, and why it is safe beside live
+// pushes, is in internal/registry (gc.go, protocol.go).
 package gc
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -16,9 +19,6 @@ import (
 
 // Run does housekeeping until ctx ends.
 func Run(ctx context.Context, log *slog.Logger, reg *registry.Registry, gcCfg config.GC, up config.Uploads) {
-	if err := reg.RecoverGC(ctx); err != nil {
-		log.Error("recovering an interrupted garbage collection", "error", err)
-	}
 	purge := time.NewTicker(up.PurgeInterval)
 	defer purge.Stop()
 	var collect <-chan time.Time
@@ -33,13 +33,17 @@ func Run(ctx context.Context, log *slog.Logger, reg *registry.Registry, gcCfg co
 			return
 		case <-purge.C:
 			n, err := reg.PurgeUploads(ctx, up.MaxIdle, false)
+			if errors.Is(err, registry.ErrBusy) {
+				log.Debug("upload expiry skipped: another housekeeping run holds the lease", "error", err)
+				continue
+			}
 			if err != nil {
 				log.Error("removing abandoned uploads", "error", err)
 			} else if n > 0 {
 				log.Info("removed abandoned uploads", "count", n, "maxIdle", up.MaxIdle)
 			}
 		case <-collect:
-			Collect(ctx, log, reg, registry.GCOptions{MinAge: gcCfg.MinAge, DeleteUntagged: gcCfg.DeleteUntagged, UploadMaxIdle: up.MaxIdle})
+			Collect(ctx, log, reg, registry.GCOptions{MinAge: gcCfg.MinAge, ClockSkew: gcCfg.ClockSkew, DeleteUntagged: gcCfg.DeleteUntagged, UploadMaxIdle: up.MaxIdle})
 		}
 	}
 }
@@ -48,6 +52,10 @@ func Run(ctx context.Context, log *slog.Logger, reg *registry.Registry, gcCfg co
 func Collect(ctx context.Context, log *slog.Logger, reg *registry.Registry, opts registry.GCOptions) (*registry.GCReport, error) {
 	start := time.Now()
 	report, err := reg.CollectGarbage(ctx, opts)
+	if errors.Is(err, registry.ErrBusy) {
+		log.Info("garbage collection skipped: another collection holds the lease", "error", err)
+		return report, err
+	}
 	if err != nil {
 		log.Error("garbage collection failed", "error", err)
 		return report, err
@@ -55,7 +63,7 @@ func Collect(ctx context.Context, log *slog.Logger, reg *registry.Registry, opts
 	for _, s := range report.Skipped {
 		log.Warn("garbage collection skipped a repository", "reason", s)
 	}
-	log.Info("garbage collection done", "dryRun", opts.DryRun, "blobs", len(report.Blobs), "bytesFreed", report.BytesFreed,
+	log.Info("garbage collection done", "dryRun", opts.DryRun, "cutoff", report.Cutoff, "blobs", len(report.Blobs), "bytesFreed", report.BytesFreed,
 		"links", report.Links, "manifests", len(report.Manifests), "referrers", report.Referrers, "uploads", report.Uploads, "duration", time.Since(start))
 	return report, nil
 }

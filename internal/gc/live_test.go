@@ -142,7 +142,7 @@ func TestGCBesideLiveServer(t *testing.T) {
 			t.Errorf("%s (pushed, 201, not deleted): %v", ref, err)
 		}
 	}
-	v, err := collector.Verify(context.Background())
+	v, err := collector.Verify(context.Background(), registry.VerifyOptions{})
 	if err != nil || len(v.Problems) > 0 {
 		t.Fatalf("verify: %v %v", err, v.Problems)
 	}

@@ -12,11 +12,7 @@ import (
 // linked reports whether repository name may see the blob d: pushed or
 // mounted as a blob, or pushed as a manifest.
 func (r *Registry) linked(ctx context.Context, name string, d reference.Digest) (bool, error) {
-	ok, err := r.exists(ctx, layerLink(name, d))
-	if ok || err != nil {
-		return ok, err
-	}
-	return r.exists(ctx, revisionLink(name, d))
+	return r.exists(ctx, blobLink(name, d))
 }
 
 // StatBlob returns the size of blob d in repository name.
@@ -58,13 +54,16 @@ func (r *Registry) OpenBlob(ctx context.Context, name string, d reference.Digest
 }
 
 // DeleteBlob removes blob d from repository name. The bytes stay until
-// garbage collection finds no repository referencing them.
+// garbage collection finds no repository linking them.
 func (r *Registry) DeleteBlob(ctx context.Context, name string, d reference.Digest) error {
-	err := r.d.Delete(ctx, layerLink(name, d))
-	if isNotFound(err) {
+	ok, err := r.linked(ctx, name, d)
+	if err != nil {
+		return err
+	}
+	if !ok {
 		return errBlobUnknown(d)
 	}
-	if err != nil {
+	if err := r.d.Delete(ctx, blobLink(name, d)); err != nil {
 		return fmt.Errorf("deleting blob link %s: %w", d, err)
 	}
 	return nil
@@ -77,7 +76,7 @@ func (r *Registry) MountBlob(ctx context.Context, name, from string, d reference
 	var ok bool
 	var err error
 	if from != "" {
-		ok, err = r.exists(ctx, layerLink(from, d))
+		ok, err = r.linked(ctx, from, d)
 	} else {
 		ok, err = r.exists(ctx, blobPath(d))
 	}
@@ -87,18 +86,88 @@ func (r *Registry) MountBlob(ctx context.Context, name, from string, d reference
 	if err := r.linkBlob(ctx, name, d); err != nil {
 		return false, err
 	}
-	// Checked after linking: a garbage collection may have judged the blob
-	// unused just before the link was written (see gc.go). If it is gone,
-	// the link stays: removing it could remove the link of a concurrent
-	// upload of the same blob. Nothing serves a link without its blob, the
-	// client uploads the blob into the session it gets, and a collection
-	// removes a link no manifest uses.
-	return r.blobPresent(ctx, d)
+	// A collection may have judged the blob unused just before the link
+	// was written (protocol.go). If it is gone, the link stays: removing
+	// it could remove the link of a concurrent upload of the same blob.
+	// Nothing serves a link without its blob, the client uploads the blob
+	// into the session it gets, and a collection removes the link.
+	if err := r.settle(ctx, blobLink(name, d), blobPath(d)); err != nil {
+		return false, err
+	}
+	return r.exists(ctx, blobPath(d))
 }
 
+// Repositories that link d, for a mount without "from": one listing, not
+// a scan of every repository.
+func (r *Registry) RepositoriesLinking(ctx context.Context, d reference.Digest) ([]string, error) {
+	entries, err := r.d.List(ctx, linksDir(d), "", 0)
+	if err != nil {
+		return nil, fmt.Errorf("listing links of %s: %w", d, err)
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		if !e.Dir {
+			names = append(names, repoName(e.Name))
+		}
+	}
+	return names, nil
+}
+
+// linkBlob links blob d into repository name, or refreshes the link that
+// is there: either way it is young to a collection running now.
 func (r *Registry) linkBlob(ctx context.Context, name string, d reference.Digest) error {
-	if err := r.d.PutContent(ctx, layerLink(name, d), nil); err != nil {
+	if err := r.ensureRepository(ctx, name); err != nil {
+		return err
+	}
+	link := blobLink(name, d)
+	err := r.d.Touch(ctx, link)
+	if isNotFound(err) {
+		err = r.d.PutContent(ctx, link, nil)
+	}
+	if err != nil {
 		return fmt.Errorf("linking blob %s into %s: %w", d, name, err)
 	}
 	return nil
+}
+
+// storeBlob makes the verified bytes of srcs (no sources: the empty blob)
+// blob d, linked into repository name. The bytes are placed even when d
+// is stored already: a stored blob is never trusted over bytes just
+// verified, so a damaged one is repaired by the next push. It returns once
+// blob and link are both in place and no collection is removing them.
+func (r *Registry) storeBlob(ctx context.Context, name string, d reference.Digest, srcs []string) error {
+	for try := 1; ; try++ {
+		if err := r.linkBlob(ctx, name, d); err != nil {
+			return err
+		}
+		var err error
+		if len(srcs) == 0 {
+			err = r.d.PutContent(ctx, blobPath(d), nil)
+		} else {
+			err = r.d.Compose(ctx, blobPath(d), srcs)
+		}
+		if err != nil {
+			return fmt.Errorf("storing blob %s: %w", d, err)
+		}
+		if err := r.settle(ctx, blobLink(name, d), blobPath(d)); err != nil {
+			return err
+		}
+		ok, err := r.allExist(ctx, blobLink(name, d), blobPath(d))
+		if err != nil || ok {
+			return err
+		}
+		if try == 3 {
+			return fmt.Errorf("blob %s was removed by garbage collection %d times while it was stored", d, try)
+		}
+	}
+}
+
+// allExist reports whether every path exists.
+func (r *Registry) allExist(ctx context.Context, paths ...string) (bool, error) {
+	for _, p := range paths {
+		if ok, err := r.exists(ctx, p); err != nil || !ok {
+			return false, err
+		}
+	}
+	return true, nil
 }

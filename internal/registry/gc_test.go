@@ -15,12 +15,39 @@ import (
 
 	"github.com/octoserve/octoserve/internal/reference"
 	"github.com/octoserve/octoserve/internal/storage"
-	"github.com/octoserve/octoserve/internal/storage/filesystem"
 )
 
-// settle waits until what the test stored so far is older than the
-// cutoff of a collection started now with MinAge 0.
-func settle() { time.Sleep(timestampSlack + 10*time.Millisecond) }
+// settle waits until the store's clock has moved past everything stored
+// so far, so that a collection started now with MinAge 0 sees all of it
+// as old: the window is waited out on the store's own clock (a few
+// milliseconds on a local disk), not guessed.
+func settle(t testing.TB, reg *Registry) {
+	t.Helper()
+	ctx := context.Background()
+	var newest time.Time
+	err := reg.d.Walk(ctx, "", func(e storage.Entry) error {
+		if e.ModTime.After(newest) {
+			newest = e.ModTime
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		now, err := reg.storeNow(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if now.After(newest) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the store's clock stayed at %v", now)
+		}
+		time.Sleep(time.Millisecond) // the clock advances by itself; poll it
+	}
+}
 
 // pushImage stores config and layers in repo and a manifest over them
 // under tag, and returns the manifest's digest.
@@ -99,7 +126,7 @@ func TestGCFreesExactlyUnsharedLayers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	settle()
+	settle(t, reg)
 	dry, err := reg.CollectGarbage(ctx, GCOptions{DryRun: true})
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +147,7 @@ func TestGCFreesExactlyUnsharedLayers(t *testing.T) {
 	if again, _ := reg.CollectGarbage(ctx, GCOptions{}); again.BytesFreed != 0 {
 		t.Fatalf("a second run freed %d more bytes", again.BytesFreed)
 	}
-	if v, err := reg.Verify(ctx); err != nil || len(v.Problems) > 0 {
+	if v, err := reg.Verify(ctx, VerifyOptions{}); err != nil || len(v.Problems) > 0 {
 		t.Fatalf("verify after gc: %v %v", err, v.Problems)
 	}
 }
@@ -132,7 +159,7 @@ func TestGCDryRunChangesNothing(t *testing.T) {
 	d := pushImage(t, reg, "r", "v1", []byte("layer"))
 	reg.DeleteManifest(ctx, "r", d.String())
 	before := tree(t, root)
-	settle()
+	settle(t, reg)
 	report, err := reg.CollectGarbage(ctx, GCOptions{DryRun: true, DeleteUntagged: true})
 	if err != nil || len(report.Blobs) != 3 {
 		t.Fatalf("dry run: %+v %v", report, err)
@@ -142,9 +169,15 @@ func TestGCDryRunChangesNothing(t *testing.T) {
 	}
 }
 
+// tree lists the files under root with their sizes, leaving out the
+// housekeeping lease and clock (_gc) and the filesystem driver's own
+// files (_fs), which every collection writes.
 func tree(t *testing.T, root string) string {
 	var out bytes.Buffer
 	filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
+		if err == nil && info.IsDir() && (info.Name() == "_gc" || info.Name() == "_fs") {
+			return filepath.SkipDir
+		}
 		if err == nil && !info.IsDir() {
 			fmt.Fprintf(&out, "%s %d\n", p, info.Size())
 		}
@@ -178,7 +211,7 @@ func TestGCDeleteUntagged(t *testing.T) {
 	for _, tag := range []string{"child", "orphan"} {
 		reg.DeleteManifest(ctx, "r", tag)
 	}
-	settle()
+	settle(t, reg)
 	report, err := reg.CollectGarbage(ctx, GCOptions{DeleteUntagged: true})
 	if err != nil {
 		t.Fatal(err)
@@ -292,32 +325,13 @@ func TestGCConcurrentWithPushes(t *testing.T) {
 			pullComplete(t, reg, repo, tag)
 		}
 	}
-	if v, err := reg.Verify(ctx); err != nil || len(v.Problems) > 0 {
+	if v, err := reg.Verify(ctx, VerifyOptions{}); err != nil || len(v.Problems) > 0 {
 		t.Fatalf("verify: %v %v", err, v.Problems)
 	}
 	if freed == 0 {
 		t.Fatal("the collections beside the pushes freed nothing: the test tested nothing")
 	}
 	t.Logf("%d collections ran beside the pushes and freed %d bytes", runs, freed)
-}
-
-// A collection interrupted with objects moved aside is undone.
-func TestRecoverGC(t *testing.T) {
-	ctx := context.Background()
-	reg := newRegistry(t, t.TempDir())
-	d := pushImage(t, reg, "r", "v1", []byte("layer"))
-	m, _ := reg.GetManifest(ctx, "r", "v1")
-	if err := reg.d.Move(ctx, blobPath(d), graveDir+"/"+blobPath(d)); err != nil {
-		t.Fatal(err)
-	}
-	reg.manifest.remove(d.String())
-	if err := reg.RecoverGC(ctx); err != nil {
-		t.Fatal(err)
-	}
-	got, err := reg.GetManifest(ctx, "r", "v1")
-	if err != nil || !bytes.Equal(got.Body, m.Body) {
-		t.Fatalf("after recovery: %v", err)
-	}
 }
 
 func TestPurgeUploads(t *testing.T) {
@@ -329,8 +343,17 @@ func TestPurgeUploads(t *testing.T) {
 	live, _ := reg.StartUpload(ctx, "r")
 	reg.AppendUpload(ctx, "r", live, Chunk{Body: bytes.NewReader([]byte("abcd")), Start: -1, Length: 4})
 	old := time.Now().Add(-25 * time.Hour)
-	for _, f := range []string{"repository", "data"} {
-		os.Chtimes(filepath.Join(root, "uploads", idle, f), old, old)
+	filepath.Walk(filepath.Join(root, sessionDir("r", idle)), func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			os.Chtimes(p, old, old)
+		}
+		return nil
+	})
+	if n, err := reg.PurgeUploads(ctx, 24*time.Hour, true); err != nil || n != 1 {
+		t.Fatalf("dry run: would purge %d, %v", n, err)
+	}
+	if _, err := reg.UploadSize(ctx, "r", idle); err != nil {
+		t.Fatalf("a dry run removed the idle upload: %v", err)
 	}
 	n, err := reg.PurgeUploads(ctx, 24*time.Hour, false)
 	if err != nil || n != 1 {
@@ -349,71 +372,46 @@ func TestVerifyFindsCorruption(t *testing.T) {
 	root := t.TempDir()
 	reg := newRegistry(t, root)
 	pushImage(t, reg, "r", "v1", []byte("layer bytes"))
-	if v, err := reg.Verify(ctx); err != nil || len(v.Problems) != 0 {
+	if v, err := reg.Verify(ctx, VerifyOptions{}); err != nil || len(v.Problems) != 0 {
 		t.Fatalf("clean store: %v %v", err, v.Problems)
 	}
 	layer := reference.FromBytes("sha256", []byte("layer bytes"))
 	os.WriteFile(filepath.Join(root, blobPath(layer)), []byte("layer bytez"), 0o644)
 	os.WriteFile(filepath.Join(root, tagPath("r", "dangling")), []byte(reference.FromBytes("sha256", []byte("x"))), 0o644)
-	v, err := reg.Verify(ctx)
-	if err != nil || len(v.Problems) != 2 {
-		t.Fatalf("problems %v, %v; want the corrupt blob and the dangling tag", v.Problems, err)
+	v, err := reg.Verify(ctx, VerifyOptions{})
+	if err != nil || len(v.Problems) != 2 || len(v.Quarantined) != 0 {
+		t.Fatalf("problems %v, quarantined %v, %v; want the corrupt blob and the dangling tag, nothing moved", v.Problems, v.Quarantined, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, blobPath(layer))); string(b) != "layer bytez" {
+		t.Fatal("verify without quarantine changed the blob")
 	}
 }
 
-// hookDriver runs beforeBury once, just before a collection moves a path
-// matching what aside: the moment a concurrent push is most dangerous.
-type hookDriver struct {
-	storage.Driver
-	what       string
-	beforeBury func()
-}
-
-func (h *hookDriver) Move(ctx context.Context, src, dst string) error {
-	if h.beforeBury != nil && strings.HasPrefix(dst, graveDir+"/") && strings.Contains(src, h.what) {
-		f := h.beforeBury
-		h.beforeBury = nil
-		f()
-	}
-	return h.Driver.Move(ctx, src, dst)
-}
-
-// A manifest pushed while the collection is about to remove the blob link
-// it relies on keeps the link: the push touched it, so the collection puts
-// it back.
-func TestGCKeepsLinkTouchedByConcurrentPush(t *testing.T) {
+// verify quarantines a blob whose bytes differ from its digest: it is no
+// longer served, and the next honest push of the bytes stores them anew.
+func TestVerifyQuarantinesAndPushRepairs(t *testing.T) {
 	ctx := context.Background()
-	fs, err := filesystem.New(t.TempDir())
-	if err != nil {
+	root := t.TempDir()
+	reg := newRegistry(t, root)
+	pushImage(t, reg, "r", "v1", []byte("layer bytes"))
+	layer := reference.FromBytes("sha256", []byte("layer bytes"))
+	os.WriteFile(filepath.Join(root, blobPath(layer)), []byte("layer bytez"), 0o644)
+	v, err := reg.Verify(ctx, VerifyOptions{Quarantine: true})
+	if err != nil || len(v.Quarantined) != 1 || v.Quarantined[0] != layer.String() {
+		t.Fatalf("quarantined %v (problems %v), %v", v.Quarantined, v.Problems, err)
+	}
+	if _, err := reg.StatBlob(ctx, "r", layer); err == nil {
+		t.Fatal("a quarantined blob is still served")
+	}
+	if b, err := os.ReadFile(filepath.Join(root, quarantinePath(layer))); err != nil || string(b) != "layer bytez" {
+		t.Fatalf("quarantine holds %q, %v", b, err)
+	}
+	if err := reg.PutBlob(ctx, "other", layer, Chunk{Body: bytes.NewReader([]byte("layer bytes")), Start: -1, Length: 11}); err != nil {
 		t.Fatal(err)
 	}
-	hook := &hookDriver{Driver: fs, what: "/_layers/"}
-	reg := New(hook, Options{})
-	layer := []byte("layer whose image was deleted")
-	first := pushImage(t, reg, "r", "old", layer)
-	if err := reg.DeleteManifest(ctx, "r", first.String()); err != nil {
-		t.Fatal(err)
-	}
-	settle() // the links are now older than the run's cutoff
-	var second reference.Digest
-	hook.beforeBury = func() {
-		// The same layer, in a new image, pushed by a client that knows the
-		// registry has it: only the manifest is sent.
-		d, err := tryPushImage(reg, "r", "new", layer)
-		if err != nil {
-			t.Errorf("concurrent push: %v", err)
-		}
-		second = d
-	}
-	if _, err := reg.CollectGarbage(ctx, GCOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if second == "" {
-		t.Fatal("the hook never ran: no link was buried")
-	}
-	pullComplete(t, reg, "r", "new")
-	if v, err := reg.Verify(ctx); err != nil || len(v.Problems) > 0 {
-		t.Fatalf("verify: %v %v", err, v.Problems)
+	pullComplete(t, reg, "r", "v1")
+	if v, err := reg.Verify(ctx, VerifyOptions{}); err != nil || len(v.Problems) != 0 {
+		t.Fatalf("after the repairing push: %v %v", v.Problems, err)
 	}
 }
 
@@ -460,7 +458,7 @@ func TestGCDeleteUntaggedFollowsSubjects(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	settle()
+	settle(t, reg)
 	dry, err := reg.CollectGarbage(ctx, GCOptions{DeleteUntagged: true, DryRun: true})
 	if err != nil {
 		t.Fatal(err)
@@ -485,7 +483,7 @@ func TestGCDeleteUntaggedFollowsSubjects(t *testing.T) {
 	if refs, err := reg.Referrers(ctx, "r", doomed, ""); err != nil || len(refs) != 0 {
 		t.Fatalf("referrers of the removed manifest: %v %v", refs, err)
 	}
-	if v, err := reg.Verify(ctx); err != nil || len(v.Problems) > 0 {
+	if v, err := reg.Verify(ctx, VerifyOptions{}); err != nil || len(v.Problems) > 0 {
 		t.Fatalf("verify: %v %v", err, v.Problems)
 	}
 }
@@ -501,15 +499,15 @@ func TestGCRemovesDanglingReferrerEntry(t *testing.T) {
 	if err := os.Remove(filepath.Join(root, revisionLink("r", sig))); err != nil {
 		t.Fatal(err)
 	}
-	if v, _ := reg.Verify(ctx); len(v.Problems) != 1 {
+	if v, _ := reg.Verify(ctx, VerifyOptions{}); len(v.Problems) != 1 {
 		t.Fatalf("verify before gc: %v, want the dangling referrer entry", v.Problems)
 	}
-	settle()
+	settle(t, reg)
 	report, err := reg.CollectGarbage(ctx, GCOptions{})
 	if err != nil || report.Referrers != 1 {
 		t.Fatalf("report %+v, %v; want one referrer entry removed", report, err)
 	}
-	if v, err := reg.Verify(ctx); err != nil || len(v.Problems) > 0 {
+	if v, err := reg.Verify(ctx, VerifyOptions{}); err != nil || len(v.Problems) > 0 {
 		t.Fatalf("verify after gc: %v %v", err, v.Problems)
 	}
 	pullComplete(t, reg, "r", "v1")
@@ -536,7 +534,7 @@ func TestGCLeavesRepositoryWithUnreadableManifest(t *testing.T) {
 	}
 	reg = newRegistry(t, root) // no cached copy of the manifest
 	before := tree(t, filepath.Join(root, "repositories", "broken"))
-	settle()
+	settle(t, reg)
 	report, err := reg.CollectGarbage(ctx, GCOptions{DeleteUntagged: true})
 	if err != nil {
 		t.Fatal(err)
@@ -566,15 +564,15 @@ func TestLinkWithoutBlob(t *testing.T) {
 	if err := reg.linkBlob(ctx, "r", reference.FromBytes("sha256", []byte("never stored"))); err != nil {
 		t.Fatal(err)
 	}
-	v, err := reg.Verify(ctx)
+	v, err := reg.Verify(ctx, VerifyOptions{})
 	if err != nil || len(v.Problems) != 0 || len(v.Notes) != 1 {
 		t.Fatalf("verify: problems %v notes %v (%v); want one note", v.Problems, v.Notes, err)
 	}
-	settle()
+	settle(t, reg)
 	if report, err := reg.CollectGarbage(ctx, GCOptions{}); err != nil || report.Links != 1 || len(report.Blobs) != 0 {
 		t.Fatalf("gc: %+v %v; want the link removed and nothing else", report, err)
 	}
-	if v, _ := reg.Verify(ctx); len(v.Notes)+len(v.Problems) != 0 {
+	if v, _ := reg.Verify(ctx, VerifyOptions{}); len(v.Notes)+len(v.Problems) != 0 {
 		t.Fatalf("after gc: %v %v", v.Problems, v.Notes)
 	}
 	pullComplete(t, reg, "r", "v1")

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/octoserve/octoserve/internal/reference"
@@ -19,69 +20,50 @@ type entry struct {
 }
 
 // listDigests returns the objects under dir/<alg>/ whose names are digests
-// (layer links, manifest links); with fanout, under dir/<alg>/<xx>/ (blobs).
-// Names that are not valid digests are skipped: they are not ours.
-func (r *Registry) listDigests(ctx context.Context, dir string, fanout bool) ([]entry, error) {
+// (manifest links). Names that are not valid digests are skipped: they are
+// not ours.
+func (r *Registry) listDigests(ctx context.Context, dir string) ([]entry, error) {
 	var out []entry
 	for _, alg := range algorithms {
-		dirs := []string{dir + "/" + alg}
-		if fanout {
-			prefixes, err := r.d.List(ctx, dir+"/"+alg)
-			if err != nil && !isNotFound(err) {
-				return nil, fmt.Errorf("listing %s/%s: %w", dir, alg, err)
-			}
-			dirs = dirs[:0]
-			for _, p := range prefixes {
-				dirs = append(dirs, dir+"/"+alg+"/"+p)
-			}
+		entries, err := r.d.List(ctx, dir+"/"+alg, "", 0)
+		if err != nil {
+			return nil, fmt.Errorf("listing %s/%s: %w", dir, alg, err)
 		}
-		for _, sub := range dirs {
-			names, err := r.d.List(ctx, sub)
-			if isNotFound(err) {
+		for _, e := range entries {
+			d, err := reference.ParseDigest(alg + ":" + e.Name)
+			if e.Dir || err != nil {
 				continue
 			}
-			if err != nil {
-				return nil, fmt.Errorf("listing %s: %w", sub, err)
-			}
-			for _, n := range names {
-				d, err := reference.ParseDigest(alg + ":" + n)
-				if err != nil {
-					continue
-				}
-				info, err := r.d.Stat(ctx, sub+"/"+n)
-				if isNotFound(err) {
-					continue // removed while listing
-				}
-				if err != nil {
-					return nil, fmt.Errorf("stat %s/%s: %w", sub, n, err)
-				}
-				out = append(out, entry{digest: d, size: info.Size, modTime: info.ModTime})
-			}
+			out = append(out, entry{digest: d, size: e.Size, modTime: e.ModTime})
 		}
 	}
 	return out, nil
 }
 
-func (r *Registry) listBlobs(ctx context.Context) ([]entry, error) {
-	return r.listDigests(ctx, "blobs", true)
-}
-
-func (r *Registry) listLayerLinks(ctx context.Context, name string) ([]entry, error) {
-	return r.listDigests(ctx, repoPath(name)+"/_layers", false)
+// listNames returns the names of the objects directly in dir, sorted.
+func (r *Registry) listNames(ctx context.Context, dir string) ([]string, error) {
+	entries, err := r.d.List(ctx, dir, "", 0)
+	if err != nil {
+		return nil, fmt.Errorf("listing %s: %w", dir, err)
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		if !e.Dir {
+			names = append(names, e.Name)
+		}
+	}
+	return names, nil
 }
 
 func (r *Registry) listRevisions(ctx context.Context, name string) ([]entry, error) {
-	return r.listDigests(ctx, repoPath(name)+"/_manifests/revisions", false)
+	return r.listDigests(ctx, repoPath(name)+"/_manifests/revisions")
 }
 
 // tagTargets maps each tag of name to the digest it points at.
 func (r *Registry) tagTargets(ctx context.Context, name string) (map[string]reference.Digest, error) {
-	tags, err := r.d.List(ctx, tagsDir(name))
-	if isNotFound(err) {
-		return map[string]reference.Digest{}, nil
-	}
+	tags, err := r.listNames(ctx, tagsDir(name))
 	if err != nil {
-		return nil, fmt.Errorf("listing tags of %s: %w", name, err)
+		return nil, err
 	}
 	out := make(map[string]reference.Digest, len(tags))
 	for _, t := range tags {
@@ -118,4 +100,39 @@ func (r *Registry) storedManifest(ctx context.Context, name string, d reference.
 func (r *Registry) allRepositories(ctx context.Context) ([]string, error) {
 	names, _, err := r.Repositories(ctx, -1, "")
 	return names, err
+}
+
+// referencedBlobs returns the blobs an image manifest references (config
+// and layers, nondistributable ones included: if they were pushed, they
+// are kept); an index references none.
+func (mf *manifestFields) referencedBlobs(mediaType string) []reference.Digest {
+	if !isImageManifest(mediaType) || mf.Config == nil {
+		return nil
+	}
+	out := []reference.Digest{reference.Digest(mf.Config.Digest)}
+	for _, l := range mf.Layers {
+		out = append(out, reference.Digest(l.Digest))
+	}
+	return out
+}
+
+// referrerDigest reads the name of a referrer entry, "<alg>-<hex>".
+func referrerDigest(entry string) (reference.Digest, error) {
+	return reference.ParseDigest(strings.Replace(entry, "-", ":", 1))
+}
+
+// referrerDigests returns the digests of the referrers of subject in name,
+// from the entries' names alone.
+func (r *Registry) referrerDigests(ctx context.Context, name string, subject reference.Digest) ([]reference.Digest, error) {
+	entries, err := r.listNames(ctx, referrersDir(name, subject))
+	if err != nil {
+		return nil, err
+	}
+	var out []reference.Digest
+	for _, e := range entries {
+		if d, err := referrerDigest(e); err == nil {
+			out = append(out, d)
+		}
+	}
+	return out, nil
 }

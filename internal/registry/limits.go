@@ -64,16 +64,15 @@ func (c *capped) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// oversize answers a chunk refused by l; the chunk's bytes are already
-// rolled back. An upload that would exceed the blob limit can never
-// finish, so it is dropped with all its data; a chunk over the chunk limit
-// leaves the session as it was, for the client to retry in smaller parts.
-func (r *Registry) oversize(ctx context.Context, id string, l *limit) error {
+// oversize answers a chunk refused by l; the chunk's bytes were never
+// stored. An upload that would exceed the blob limit can never finish, so
+// it is dropped with all its data; a chunk over the chunk limit leaves the
+// session as it was, for the client to retry in smaller parts.
+func (r *Registry) oversize(ctx context.Context, s *session, l *limit) error {
 	if l.total {
-		if err := r.d.Delete(ctx, uploadDir(id)); err != nil && !isNotFound(err) {
-			return fmt.Errorf("%w (and removing upload %s failed: %v)", l.err, id, err)
+		if err := r.dropSession(ctx, s); err != nil {
+			return fmt.Errorf("%w (and %v)", l.err, err)
 		}
-		r.uploads.forget(id)
 	}
 	return l.err
 }

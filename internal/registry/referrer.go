@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
 
 	"github.com/octoserve/octoserve/internal/reference"
 )
@@ -38,14 +37,10 @@ func (r *Registry) putReferrer(ctx context.Context, name string, d reference.Dig
 // whose subject is subject, filtered by artifactType when it is not empty,
 // ordered by digest so that pages are stable.
 func (r *Registry) Referrers(ctx context.Context, name string, subject reference.Digest, artifactType string) ([]Descriptor, error) {
-	entries, err := r.d.List(ctx, referrersDir(name, subject))
-	if isNotFound(err) {
-		return []Descriptor{}, nil
-	}
+	entries, err := r.listNames(ctx, referrersDir(name, subject))
 	if err != nil {
-		return nil, fmt.Errorf("listing referrers of %s: %w", subject, err)
+		return nil, err
 	}
-	sort.Strings(entries)
 	out := []Descriptor{}
 	for _, e := range entries {
 		b, err := r.d.GetContent(ctx, referrersDir(name, subject)+"/"+e)

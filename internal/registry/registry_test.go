@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/octoserve/octoserve/internal/ocierr"
 	"github.com/octoserve/octoserve/internal/reference"
@@ -50,6 +51,9 @@ func TestInterruptedUploadLeavesNothingVisible(t *testing.T) {
 	}
 	if ok, _ := reg.exists(ctx, blobPath(d)); ok {
 		t.Fatal("partial data reached the blob store")
+	}
+	if n, _ := reg.PurgeUploads(ctx, -time.Hour, true); n != 0 {
+		t.Fatalf("the failed upload left %d sessions behind", n)
 	}
 	if ok, _ := reg.RepositoryExists(ctx, "r"); ok {
 		t.Fatal("a failed upload created the repository")
@@ -157,3 +161,5 @@ func TestByteCacheEvicts(t *testing.T) {
 		t.Fatalf("cache holds %d bytes over its bound", c.size)
 	}
 }
+
+func newFS(t *testing.T) (*filesystem.Driver, error) { return filesystem.New(t.TempDir()) }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"slices"
 	"sort"
 
 	"github.com/octoserve/octoserve/internal/ocierr"
@@ -21,12 +20,21 @@ func (r *Registry) Tags(ctx context.Context, name string, n int, last string) ([
 	if !ok {
 		return nil, false, errNameUnknown(name)
 	}
-	tags, err := r.d.List(ctx, tagsDir(name))
-	if err != nil && !isNotFound(err) {
+	limit := 0
+	if n >= 0 {
+		limit = n + 1 // one more tells whether more follow
+	}
+	entries, err := r.d.List(ctx, tagsDir(name), last, limit)
+	if err != nil {
 		return nil, false, fmt.Errorf("listing tags of %s: %w", name, err)
 	}
-	sort.Strings(tags)
-	page, more := paginate(tags, n, last)
+	tags := make([]string, 0, len(entries))
+	for _, e := range entries {
+		if !e.Dir {
+			tags = append(tags, e.Name)
+		}
+	}
+	page, more := paginate(tags, n, "")
 	return page, more, nil
 }
 
@@ -50,11 +58,14 @@ func (r *Registry) deleteTag(ctx context.Context, name, tag string) error {
 	if !reference.ValidTag(tag) {
 		return ocierr.New(ocierr.TagInvalid, http.StatusBadRequest, "invalid tag %q", tag)
 	}
-	err := r.d.Delete(ctx, tagPath(name, tag))
-	if isNotFound(err) {
+	ok, err := r.exists(ctx, tagPath(name, tag))
+	if err != nil {
+		return err
+	}
+	if !ok {
 		return errManifestUnknown(tag)
 	}
-	if err != nil {
+	if err := r.d.Delete(ctx, tagPath(name, tag)); err != nil {
 		return fmt.Errorf("deleting tag %s: %w", tag, err)
 	}
 	return nil
@@ -62,19 +73,16 @@ func (r *Registry) deleteTag(ctx context.Context, name, tag string) error {
 
 // untagDigest deletes every tag of name that points at d.
 func (r *Registry) untagDigest(ctx context.Context, name string, d reference.Digest) error {
-	tags, err := r.d.List(ctx, tagsDir(name))
-	if isNotFound(err) {
-		return nil
-	}
+	tags, err := r.listNames(ctx, tagsDir(name))
 	if err != nil {
-		return fmt.Errorf("listing tags of %s: %w", name, err)
+		return err
 	}
-	for _, t := range slices.Sorted(slices.Values(tags)) {
+	for _, t := range tags {
 		b, err := r.d.GetContent(ctx, tagPath(name, t))
 		if err != nil || string(b) != d.String() {
 			continue
 		}
-		if err := r.d.Delete(ctx, tagPath(name, t)); err != nil && !isNotFound(err) {
+		if err := r.d.Delete(ctx, tagPath(name, t)); err != nil {
 			return fmt.Errorf("deleting tag %s: %w", t, err)
 		}
 	}

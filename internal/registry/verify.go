@@ -4,16 +4,28 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
+	"time"
 
 	"github.com/octoserve/octoserve/internal/reference"
 )
+
+// VerifyOptions tune Verify.
+type VerifyOptions struct {
+	// Quarantine moves a blob whose bytes do not hash to its digest out
+	// of blobs/ (to _quarantine/), so that it is no longer served and the
+	// next push of those bytes stores them anew. It takes the
+	// housekeeping lease. Without it, Verify changes nothing.
+	Quarantine bool
+	Owner      string        // who takes the lease (default: host and pid)
+	LeaseTTL   time.Duration // its term (default DefaultLeaseTTL)
+}
 
 // VerifyReport is what Verify checked and the inconsistencies it found.
 type VerifyReport struct {
 	Blobs, Repositories, Manifests, Tags int
 	Problems                             []string // corruption: something stored is wrong or missing
 	Notes                                []string // harmless leftovers a collection removes
+	Quarantined                          []string // digests of blobs moved to _quarantine/
 }
 
 func (v *VerifyReport) problem(format string, args ...any) {
@@ -22,18 +34,22 @@ func (v *VerifyReport) problem(format string, args ...any) {
 
 // Verify re-hashes every blob and checks that every manifest parses and
 // finds what it references, and that every tag, link and referrer entry
-// points at something that exists. It changes nothing.
-func (r *Registry) Verify(ctx context.Context) (*VerifyReport, error) {
+// points at something that exists.
+func (r *Registry) Verify(ctx context.Context, opts VerifyOptions) (*VerifyReport, error) {
 	v := &VerifyReport{}
-	blobs, err := r.listBlobs(ctx)
+	var lease *Lease
+	if opts.Quarantine {
+		owner, ttl := GCOptions{Owner: opts.Owner, LeaseTTL: opts.LeaseTTL}.lease()
+		l, err := r.AcquireLease(ctx, owner, ttl)
+		if err != nil {
+			return nil, err
+		}
+		defer l.Release(context.WithoutCancel(ctx))
+		lease = l
+	}
+	err := r.walkBlobs(ctx, func(b *blobGroup) error { return r.verifyBlobGroup(ctx, lease, b, v) })
 	if err != nil {
 		return nil, err
-	}
-	for _, b := range blobs {
-		v.Blobs++
-		if err := r.verifyBlob(ctx, b.digest); err != nil {
-			v.problem("blob %s: %v", b.digest, err)
-		}
 	}
 	repos, err := r.allRepositories(ctx)
 	if err != nil {
@@ -46,6 +62,35 @@ func (r *Registry) Verify(ctx context.Context) (*VerifyReport, error) {
 		}
 	}
 	return v, nil
+}
+
+func (r *Registry) verifyBlobGroup(ctx context.Context, lease *Lease, b *blobGroup, v *VerifyReport) error {
+	if b.data == nil {
+		for _, l := range b.links {
+			// A push that failed beside a collection leaves one; nothing
+			// serves it, and a manifest that needs the blob is a problem
+			// reported with the manifest.
+			v.Notes = append(v.Notes, fmt.Sprintf("%s: blob link %s without its blob (the next gc removes it)", repoName(l.Name), b.digest))
+		}
+		return nil
+	}
+	v.Blobs++
+	err := r.verifyBlob(ctx, b.digest)
+	if err == nil {
+		return nil
+	}
+	v.problem("blob %s: %v", b.digest, err)
+	if lease == nil {
+		return nil
+	}
+	moved, qerr := r.quarantine(ctx, lease, b.digest)
+	if qerr != nil {
+		return qerr
+	}
+	if moved {
+		v.Quarantined = append(v.Quarantined, b.digest.String())
+	}
+	return nil
 }
 
 func (r *Registry) verifyBlob(ctx context.Context, d reference.Digest) error {
@@ -64,21 +109,39 @@ func (r *Registry) verifyBlob(ctx context.Context, d reference.Digest) error {
 	return nil
 }
 
-func (r *Registry) verifyRepository(ctx context.Context, name string, v *VerifyReport) error {
-	links, err := r.listLayerLinks(ctx, name)
+// quarantine moves the corrupt blob d aside, unless, once marked, it turns
+// out repaired: an upload of d stores its verified bytes over it, and one
+// running now settles on the mark and then finds the blob gone, so it
+// stores them again (protocol.go).
+func (r *Registry) quarantine(ctx context.Context, l *Lease, d reference.Digest) (moved bool, err error) {
+	unmark, err := r.mark(ctx, blobPath(d))
 	if err != nil {
-		return err
+		return false, err
 	}
-	for _, l := range links {
-		if ok, err := r.exists(ctx, blobPath(l.digest)); err != nil {
-			return err
-		} else if !ok {
-			// A push that failed beside a collection leaves one; nothing
-			// serves it, and a manifest that needs the blob is a problem
-			// reported below.
-			v.Notes = append(v.Notes, fmt.Sprintf("%s: blob link %s without its blob (the next gc removes it)", name, l.digest))
+	defer func() {
+		if uerr := unmark(); uerr != nil && err == nil {
+			err = uerr
 		}
+	}()
+	if err := r.verifyBlob(ctx, d); err == nil || isNotFound(err) {
+		return false, nil
 	}
+	if !l.Valid() {
+		return false, errLeaseLost
+	}
+	if err := r.d.Compose(ctx, quarantinePath(d), []string{blobPath(d)}); err != nil {
+		return false, fmt.Errorf("quarantining %s: %w", d, err)
+	}
+	if err := r.d.Delete(ctx, blobPath(d)); err != nil {
+		return false, fmt.Errorf("quarantining %s: %w", d, err)
+	}
+	r.manifest.remove(d.String())
+	return true, nil
+}
+
+func quarantinePath(d reference.Digest) string { return "_quarantine/" + d.Algorithm() + "/" + d.Hex() }
+
+func (r *Registry) verifyRepository(ctx context.Context, name string, v *VerifyReport) error {
 	revs, err := r.listRevisions(ctx, name)
 	if err != nil {
 		return err
@@ -90,8 +153,10 @@ func (r *Registry) verifyRepository(ctx context.Context, name string, v *VerifyR
 			v.problem("%s: %v", name, err)
 			continue
 		}
-		if err := r.verifyManifestBytes(ctx, rev.digest); err != nil {
-			v.problem("%s: manifest %s: %v", name, rev.digest, err)
+		if ok, err := r.exists(ctx, blobPath(rev.digest)); err != nil {
+			return err
+		} else if !ok {
+			v.problem("%s: manifest %s: its bytes are missing", name, rev.digest)
 		}
 		if r.opts.Sparse {
 			continue
@@ -117,21 +182,11 @@ func (r *Registry) verifyRepository(ctx context.Context, name string, v *VerifyR
 	return r.verifyReferrers(ctx, name, v)
 }
 
-// verifyManifestBytes checks the stored bytes of manifest d hash to d;
-// the blob pass already did unless the bytes are missing.
-func (r *Registry) verifyManifestBytes(ctx context.Context, d reference.Digest) error {
-	ok, err := r.exists(ctx, blobPath(d))
-	if err != nil || ok {
-		return err
-	}
-	return fmt.Errorf("its bytes are missing")
-}
-
 // checkReferencesExist reports the first blob or child manifest the
 // manifest needs that repository name lacks.
 func (r *Registry) checkReferencesExist(ctx context.Context, name, mediaType string, mf *manifestFields) error {
 	for _, d := range mf.requiredBlobs(mediaType) {
-		for _, p := range []string{layerLink(name, d), blobPath(d)} {
+		for _, p := range []string{blobLink(name, d), blobPath(d)} {
 			if ok, err := r.exists(ctx, p); err != nil {
 				return err
 			} else if !ok {
@@ -152,28 +207,25 @@ func (r *Registry) checkReferencesExist(ctx context.Context, name, mediaType str
 func (r *Registry) verifyReferrers(ctx context.Context, name string, v *VerifyReport) error {
 	for _, alg := range algorithms {
 		dir := repoPath(name) + "/_referrers/" + alg
-		subjects, err := r.d.List(ctx, dir)
-		if isNotFound(err) {
-			continue
-		}
+		subjects, err := r.d.List(ctx, dir, "", 0)
 		if err != nil {
 			return fmt.Errorf("listing %s: %w", dir, err)
 		}
 		for _, s := range subjects {
-			entries, err := r.d.List(ctx, dir+"/"+s)
-			if err != nil && !isNotFound(err) {
-				return fmt.Errorf("listing referrers of %s:%s: %w", alg, s, err)
+			entries, err := r.listNames(ctx, dir+"/"+s.Name)
+			if err != nil {
+				return err
 			}
 			for _, e := range entries {
-				d, err := reference.ParseDigest(strings.Replace(e, "-", ":", 1))
+				d, err := referrerDigest(e)
 				if err != nil {
-					v.problem("%s: referrer entry %s/%s is not named by a digest", name, s, e)
+					v.problem("%s: referrer entry %s/%s is not named by a digest", name, s.Name, e)
 					continue
 				}
 				if ok, err := r.exists(ctx, revisionLink(name, d)); err != nil {
 					return err
 				} else if !ok {
-					v.problem("%s: referrer %s of %s:%s is not a manifest of the repository", name, d, alg, s)
+					v.problem("%s: referrer %s of %s:%s is not a manifest of the repository", name, d, alg, s.Name)
 				}
 			}
 		}

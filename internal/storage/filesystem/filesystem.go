@@ -1,7 +1,10 @@
 // Package filesystem implements storage.Driver on a local directory. Every
-// write lands in a temporary file that is fsync'd and renamed into place,
-// and the parent directory is fsync'd after the rename, so a crash at any
-// instant leaves the old state or the new one.
+// write lands in a temporary file that is fsync'd and renamed (or, for a
+// create-only write, hard-linked) into place, and the directory is
+// fsync'd after, so a crash at any instant leaves the old state or the
+// new one. No object's bytes are ever changed in place: a write makes a
+// new file, so an object may share its file with another (Compose links
+// instead of copying) and a reader keeps the bytes it opened.
 package filesystem
 
 import (
@@ -13,7 +16,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -22,17 +24,19 @@ import (
 	"github.com/octoserve/octoserve/internal/storage"
 )
 
-// tmpDir holds in-flight PutContent files and trees being deleted.
-const tmpDir = "_tmp"
+// internalDir holds the driver's own files (temporary files, locks) and
+// is hidden from List and Walk.
+const internalDir = "_fs"
 
 // staleTmpAge is the age after which New removes a temporary file: one a
 // crash left behind. Younger ones may be another process's in-flight
 // writes (`octoserve gc` beside a serving registry).
 const staleTmpAge = 10 * time.Minute
 
-// Driver stores objects as files under Root.
+// Driver stores objects as files under a root directory.
 type Driver struct {
 	root string
+	tmp  string
 }
 
 // New returns a driver rooted at dir, creating it if needed, and removes
@@ -42,35 +46,46 @@ func New(dir string) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage root %q: %w", dir, err)
 	}
-	tmp := filepath.Join(abs, tmpDir)
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
-		return nil, fmt.Errorf("creating storage root: %w", err)
+	d := &Driver{root: abs, tmp: filepath.Join(abs, internalDir, "tmp")}
+	for _, sub := range []string{d.tmp, filepath.Join(abs, internalDir, "locks")} {
+		if err := os.MkdirAll(sub, 0o755); err != nil {
+			return nil, fmt.Errorf("creating storage root: %w", classify(err))
+		}
 	}
-	entries, err := os.ReadDir(tmp)
+	entries, err := os.ReadDir(d.tmp)
 	if err != nil {
 		return nil, fmt.Errorf("reading temporary files: %w", err)
 	}
 	for _, e := range entries {
 		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > staleTmpAge {
-			if err := os.RemoveAll(filepath.Join(tmp, e.Name())); err != nil {
+			if err := os.RemoveAll(filepath.Join(d.tmp, e.Name())); err != nil {
 				return nil, fmt.Errorf("clearing temporary files: %w", err)
 			}
 		}
 	}
-	return &Driver{root: abs}, nil
+	return d, nil
 }
 
 // Root returns the absolute directory the driver stores under.
 func (d *Driver) Root() string { return d.root }
 
-// full maps a storage path to a file path, refusing anything that would
-// leave the root even though the registry only builds validated paths.
-func (d *Driver) full(p string) (string, error) {
-	clean := path.Clean("/" + p)
-	if clean != "/"+strings.TrimSuffix(p, "/") && p != "" {
-		return "", fmt.Errorf("storage path %q is not canonical", p)
+// file maps an object path to its file.
+func (d *Driver) file(p string) (string, error) {
+	if err := storage.CheckPath(p); err != nil {
+		return "", err
 	}
-	return filepath.Join(d.root, filepath.FromSlash(clean)), nil
+	if p == internalDir || strings.HasPrefix(p, internalDir+"/") {
+		return "", fmt.Errorf("storage path %q is reserved", p)
+	}
+	return filepath.Join(d.root, filepath.FromSlash(p)), nil
+}
+
+// dir maps a directory argument ("" is the root) to its directory.
+func (d *Driver) dir(p string) (string, error) {
+	if p == "" {
+		return d.root, nil
+	}
+	return d.file(p)
 }
 
 // classify wraps the operating system's errors that callers act on in the
@@ -79,7 +94,7 @@ func classify(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
 		return fmt.Errorf("%w: %v", storage.ErrNotFound, err)
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
 		return fmt.Errorf("%w: %v", storage.ErrNoSpace, err)
@@ -87,72 +102,189 @@ func classify(err error) error {
 	return err
 }
 
+func randomName(prefix string) string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
 // GetContent implements storage.Driver.
 func (d *Driver) GetContent(_ context.Context, p string) ([]byte, error) {
-	fp, err := d.full(p)
+	fp, err := d.file(p)
 	if err != nil {
 		return nil, err
 	}
 	b, err := os.ReadFile(fp)
-	return b, classify(err)
+	if err != nil {
+		return nil, classify(err)
+	}
+	return b, nil
 }
 
 // PutContent implements storage.Driver.
-func (d *Driver) PutContent(_ context.Context, p string, data []byte) error {
-	fp, err := d.full(p)
+func (d *Driver) PutContent(ctx context.Context, p string, data []byte) error {
+	w, err := d.Writer(ctx, p, storage.Replace)
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Join(d.root, tmpDir), "put-")
+	if _, err := w.Write(data); err != nil {
+		_ = w.Cancel(ctx)
+		return err
+	}
+	return w.Commit(ctx)
+}
+
+// Reader implements storage.Driver; the reader is an *os.File.
+func (d *Driver) Reader(_ context.Context, p string) (io.ReadSeekCloser, storage.Info, error) {
+	fp, err := d.file(p)
 	if err != nil {
-		return fmt.Errorf("creating temporary file: %w", classify(err))
+		return nil, storage.Info{}, err
 	}
-	if err := writeSync(tmp, data); err != nil {
-		os.Remove(tmp.Name())
+	f, err := os.Open(fp)
+	if err != nil {
+		return nil, storage.Info{}, classify(err)
+	}
+	st, err := f.Stat()
+	if err == nil && st.IsDir() {
+		err = fmt.Errorf("%w: %s is a directory", storage.ErrNotFound, p)
+	}
+	if err != nil {
+		f.Close()
+		return nil, storage.Info{}, fmt.Errorf("stat %s: %w", p, err)
+	}
+	return f, info(st), nil
+}
+
+func info(st fs.FileInfo) storage.Info {
+	return storage.Info{Size: st.Size(), ModTime: st.ModTime()}
+}
+
+// Stat implements storage.Driver.
+func (d *Driver) Stat(_ context.Context, p string) (storage.Info, error) {
+	fp, err := d.file(p)
+	if err != nil {
+		return storage.Info{}, err
+	}
+	st, err := os.Stat(fp)
+	if err != nil {
+		return storage.Info{}, classify(err)
+	}
+	if st.IsDir() {
+		return storage.Info{}, fmt.Errorf("%w: %s is a directory", storage.ErrNotFound, p)
+	}
+	return info(st), nil
+}
+
+// utimeNow asks utimensat for the kernel's current time, the clock that
+// stamps every write, so a touched object never looks newer than one
+// written after it.
+const utimeNow = 1<<30 - 1
+
+// Touch implements storage.Driver.
+func (d *Driver) Touch(_ context.Context, p string) error {
+	fp, err := d.file(p)
+	if err != nil {
 		return err
 	}
-	if err := d.rename(tmp.Name(), fp); err != nil {
-		os.Remove(tmp.Name())
-		return err
+	now := []syscall.Timespec{{Nsec: utimeNow}, {Nsec: utimeNow}}
+	if err := syscall.UtimesNano(fp, now); err != nil {
+		return fmt.Errorf("touching %s: %w", p, classify(err))
 	}
 	return nil
 }
 
-func writeSync(f *os.File, data []byte) error {
-	_, err := f.Write(data)
-	if err == nil {
-		err = f.Sync()
+// Delete implements storage.Driver.
+func (d *Driver) Delete(_ context.Context, p string) error {
+	fp, err := d.file(p)
+	if err != nil {
+		return err
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	st, err := os.Lstat(fp)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) || err == nil && st.IsDir() {
+		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("writing %s: %w", f.Name(), classify(err))
+		return classify(err)
 	}
+	if err := os.Remove(fp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing %s: %w", p, classify(err))
+	}
+	if err := d.syncNearest(filepath.Dir(fp)); err != nil {
+		return err
+	}
+	d.prune(filepath.Dir(fp))
 	return nil
 }
 
-// rename moves src over dst, creating dst's directory, and fsyncs the
-// directory so the rename itself survives a crash.
-func (d *Driver) rename(src, dst string) error {
-	dir := filepath.Dir(dst)
-	if err := d.mkdirAll(dir); err != nil {
+// syncNearest fsyncs dir or, when another Delete pruned it meanwhile, the
+// nearest ancestor left, whose entry for the pruned one is what changed.
+func (d *Driver) syncNearest(dir string) error {
+	for {
+		err := syncDir(dir)
+		if err == nil || !isNotFound(err) || dir == d.root {
+			return err
+		}
+		dir = filepath.Dir(dir)
+	}
+}
+
+// DeleteAll implements storage.Driver. The tree is first renamed into the
+// temporary directory, so that it disappears at once.
+func (d *Driver) DeleteAll(_ context.Context, p string) error {
+	fp, err := d.file(p)
+	if err != nil {
 		return err
 	}
-	if err := os.Rename(src, dst); err != nil {
-		return fmt.Errorf("renaming into place: %w", classify(err))
+	st, err := os.Lstat(fp)
+	if err != nil || !st.IsDir() {
+		return nil // nothing below a missing path or an object
 	}
-	return syncDir(dir)
+	grave := filepath.Join(d.tmp, randomName("del-"))
+	if err := os.Rename(fp, grave); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("removing %s: %w", p, classify(err))
+	}
+	if err := d.syncNearest(filepath.Dir(fp)); err != nil {
+		return err
+	}
+	d.prune(filepath.Dir(fp))
+	return os.RemoveAll(grave)
+}
+
+// prune removes dir and its parents while they are empty, as an object
+// store forgets a prefix with nothing below it. A writer racing it retries
+// (see place).
+func (d *Driver) prune(dir string) {
+	for dir != d.root && strings.HasPrefix(dir, d.root+string(filepath.Separator)) {
+		if os.Remove(dir) != nil {
+			return
+		}
+		dir = filepath.Dir(dir)
+	}
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("opening directory %s for sync: %w", dir, classify(err))
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("syncing directory %s: %w", dir, classify(err))
+	}
+	return nil
 }
 
 // mkdirAll creates dir and fsyncs each new directory's parent, so that a
 // file renamed into a new directory is reachable after a crash.
 func (d *Driver) mkdirAll(dir string) error {
-	if _, err := os.Stat(dir); err == nil {
+	if st, err := os.Stat(dir); err == nil && st.IsDir() {
 		return nil
 	}
 	parent := filepath.Dir(dir)
-	if parent != dir && len(parent) >= len(d.root) {
+	if parent != dir && len(parent) > len(d.root) {
 		if err := d.mkdirAll(parent); err != nil {
 			return err
 		}
@@ -163,171 +295,29 @@ func (d *Driver) mkdirAll(dir string) error {
 	return syncDir(parent)
 }
 
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("opening directory for sync: %w", err)
+// place moves the durable temporary file tmp to dst — by rename, or with
+// exclusive set by hard link, which fails if dst exists — and fsyncs
+// dst's directory. A directory pruned between creating it and placing
+// the file is created again.
+func (d *Driver) place(tmp, dst string, exclusive bool) error {
+	dir := filepath.Dir(dst)
+	for try := 0; ; try++ {
+		err := d.mkdirAll(dir)
+		if err == nil && exclusive {
+			err = os.Link(tmp, dst)
+		} else if err == nil {
+			err = os.Rename(tmp, dst)
+		}
+		switch {
+		case err == nil:
+			return syncDir(dir)
+		case exclusive && errors.Is(err, fs.ErrExist):
+			return fmt.Errorf("%w: %v", storage.ErrExists, err)
+		case (errors.Is(err, fs.ErrNotExist) || isNotFound(err)) && try < 10:
+			continue // a directory was pruned under us
+		}
+		return fmt.Errorf("placing %s: %w", dst, classify(err))
 	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, classify(err))
-	}
-	return nil
 }
 
-// Reader implements storage.Driver; the reader is an *os.File.
-func (d *Driver) Reader(_ context.Context, p string) (io.ReadSeekCloser, storage.Info, error) {
-	fp, err := d.full(p)
-	if err != nil {
-		return nil, storage.Info{}, err
-	}
-	f, err := os.Open(fp)
-	if err != nil {
-		return nil, storage.Info{}, classify(err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, storage.Info{}, fmt.Errorf("stat %s: %w", p, err)
-	}
-	return f, info(st), nil
-}
-
-func info(st fs.FileInfo) storage.Info {
-	return storage.Info{Size: st.Size(), ModTime: st.ModTime(), IsDir: st.IsDir()}
-}
-
-// Stat implements storage.Driver.
-func (d *Driver) Stat(_ context.Context, p string) (storage.Info, error) {
-	fp, err := d.full(p)
-	if err != nil {
-		return storage.Info{}, err
-	}
-	st, err := os.Stat(fp)
-	if err != nil {
-		return storage.Info{}, classify(err)
-	}
-	return info(st), nil
-}
-
-// List implements storage.Driver.
-func (d *Driver) List(_ context.Context, p string) ([]string, error) {
-	fp, err := d.full(p)
-	if err != nil {
-		return nil, err
-	}
-	entries, err := os.ReadDir(fp)
-	if err != nil {
-		return nil, classify(err)
-	}
-	names := make([]string, len(entries))
-	for i, e := range entries {
-		names[i] = e.Name()
-	}
-	return names, nil
-}
-
-// Move implements storage.Driver.
-func (d *Driver) Move(_ context.Context, src, dst string) error {
-	fs, err := d.full(src)
-	if err != nil {
-		return err
-	}
-	fd, err := d.full(dst)
-	if err != nil {
-		return err
-	}
-	return d.rename(fs, fd)
-}
-
-// Delete implements storage.Driver. The object is first renamed into the
-// temporary directory so that a crash never leaves half a tree visible.
-func (d *Driver) Delete(_ context.Context, p string) error {
-	fp, err := d.full(p)
-	if err != nil {
-		return err
-	}
-	if fp == d.root {
-		return fmt.Errorf("refusing to delete the storage root")
-	}
-	grave := filepath.Join(d.root, tmpDir, "del-"+randomHex())
-	if err := os.Rename(fp, grave); err != nil {
-		return classify(err)
-	}
-	if err := syncDir(filepath.Dir(fp)); err != nil {
-		return err
-	}
-	return os.RemoveAll(grave)
-}
-
-// Touch implements storage.Driver.
-func (d *Driver) Touch(_ context.Context, p string) error {
-	fp, err := d.full(p)
-	if err != nil {
-		return err
-	}
-	now := time.Now()
-	return classify(os.Chtimes(fp, now, now))
-}
-
-func randomHex() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
-// Writer implements storage.Driver.
-func (d *Driver) Writer(_ context.Context, p string) (storage.FileWriter, error) {
-	fp, err := d.full(p)
-	if err != nil {
-		return nil, err
-	}
-	if err := d.mkdirAll(filepath.Dir(fp)); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(fp, os.O_WRONLY|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("opening %s for append: %w", p, classify(err))
-	}
-	start, err := f.Seek(0, io.SeekEnd)
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("seeking %s: %w", p, err)
-	}
-	return &fileWriter{f: f, start: start, size: start}, nil
-}
-
-type fileWriter struct {
-	f           *os.File
-	start, size int64
-}
-
-func (w *fileWriter) Write(b []byte) (int, error) {
-	n, err := w.f.Write(b)
-	w.size += int64(n)
-	return n, classify(err)
-}
-
-func (w *fileWriter) Size() int64 { return w.size }
-
-func (w *fileWriter) Commit() error {
-	err := w.f.Sync()
-	if cerr := w.f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("committing %s: %w", w.f.Name(), classify(err))
-	}
-	return nil
-}
-
-func (w *fileWriter) Cancel() error {
-	err := w.f.Truncate(w.start)
-	if cerr := w.f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("rolling back %s: %w", w.f.Name(), err)
-	}
-	return nil
-}
+func isNotFound(err error) bool { return errors.Is(err, storage.ErrNotFound) }

@@ -3,14 +3,13 @@ package filesystem
 import (
 	"context"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"testing"
 	"time"
 
 	"github.com/octoserve/octoserve/internal/storage"
+	"github.com/octoserve/octoserve/internal/storage/storagetest"
 )
 
 func newDriver(t *testing.T) *Driver {
@@ -22,60 +21,31 @@ func newDriver(t *testing.T) *Driver {
 	return d
 }
 
-func TestPutGetListDelete(t *testing.T) {
-	ctx := context.Background()
-	d := newDriver(t)
-	if err := d.PutContent(ctx, "a/b/c", []byte("one")); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.PutContent(ctx, "a/b/c", []byte("two")); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.PutContent(ctx, "a/b/d", nil); err != nil {
-		t.Fatal(err)
-	}
-	b, err := d.GetContent(ctx, "a/b/c")
-	if err != nil || string(b) != "two" {
-		t.Fatalf("GetContent = %q, %v", b, err)
-	}
-	names, err := d.List(ctx, "a/b")
-	sort.Strings(names)
-	if err != nil || len(names) != 2 || names[0] != "c" || names[1] != "d" {
-		t.Fatalf("List = %v, %v", names, err)
-	}
-	if err := d.Delete(ctx, "a"); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []string{"a", "a/b/c"} {
-		if _, err := d.Stat(ctx, p); !errors.Is(err, storage.ErrNotFound) {
-			t.Fatalf("Stat(%s) after delete: %v", p, err)
-		}
-	}
-	if err := d.Delete(ctx, "a"); !errors.Is(err, storage.ErrNotFound) {
-		t.Fatalf("second Delete: %v", err)
-	}
-	if _, err := d.GetContent(ctx, "missing"); !errors.Is(err, storage.ErrNotFound) {
-		t.Fatalf("GetContent(missing): %v", err)
-	}
+func TestContract(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) storage.Driver { return newDriver(t) })
 }
 
 func TestPathsStayInsideRoot(t *testing.T) {
 	ctx := context.Background()
 	d := newDriver(t)
-	for _, p := range []string{"../escape", "a/../../escape", "a/./b", "/abs"} {
+	for _, p := range []string{"../escape", "a/../../escape", "a/./b", "/abs", internalDir + "/tmp/x"} {
 		if err := d.PutContent(ctx, p, []byte("x")); err == nil {
-			t.Errorf("PutContent(%q) accepted a non-canonical path", p)
+			t.Errorf("PutContent(%q) accepted a non-canonical or reserved path", p)
 		}
 	}
 	if _, err := os.Stat(filepath.Join(filepath.Dir(d.Root()), "escape")); err == nil {
 		t.Fatal("a file was written outside the root")
 	}
-	if err := d.Delete(ctx, ""); err == nil {
-		t.Fatal("Delete of the root was allowed")
+	if err := d.DeleteAll(ctx, ""); err == nil {
+		t.Fatal("DeleteAll of the root was allowed")
+	}
+	entries, err := d.List(ctx, "", "", 0)
+	if err != nil || len(entries) != 0 {
+		t.Fatalf("the driver's own files show in a listing: %v %v", entries, err)
 	}
 }
 
-// A PutContent interrupted by a crash leaves its data only in the temporary
+// A write interrupted by a crash leaves its data only in the temporary
 // directory, which a later start clears: the target never holds a part.
 func TestInterruptedPutLeavesNothingVisible(t *testing.T) {
 	root := t.TempDir()
@@ -88,12 +58,12 @@ func TestInterruptedPutLeavesNothingVisible(t *testing.T) {
 		t.Fatal(err)
 	}
 	// What a crash between write and rename leaves behind.
-	partial := filepath.Join(root, tmpDir, "put-crashed")
+	partial := filepath.Join(d.tmp, "w-crashed")
 	if err := os.WriteFile(partial, []byte("ne"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	// Another process's write in flight is young and must survive.
-	inflight := filepath.Join(root, tmpDir, "put-inflight")
+	inflight := filepath.Join(d.tmp, "w-inflight")
 	if err := os.WriteFile(inflight, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -117,41 +87,90 @@ func TestInterruptedPutLeavesNothingVisible(t *testing.T) {
 	}
 }
 
-func TestWriterCommitAndCancel(t *testing.T) {
+// The HTTP layer serves blobs with sendfile, which needs the *os.File.
+func TestReaderIsAFile(t *testing.T) {
 	ctx := context.Background()
 	d := newDriver(t)
-	w, err := d.Writer(ctx, "up/data")
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.WriteString(w, "hello ")
-	if err := w.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	w, err = d.Writer(ctx, "up/data")
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.WriteString(w, "bad chunk")
-	if w.Size() != 15 {
-		t.Fatalf("Size = %d", w.Size())
-	}
-	if err := w.Cancel(); err != nil {
-		t.Fatal(err)
-	}
-	b, _ := d.GetContent(ctx, "up/data")
-	if string(b) != "hello " {
-		t.Fatalf("after cancel: %q", b)
-	}
-	if err := d.Move(ctx, "up/data", "blobs/x"); err != nil {
+	if err := d.PutContent(ctx, "blobs/x", []byte("bytes")); err != nil {
 		t.Fatal(err)
 	}
 	rc, info, err := d.Reader(ctx, "blobs/x")
-	if err != nil || info.Size != 6 {
+	if err != nil || info.Size != 5 {
 		t.Fatalf("Reader: %v %v", info, err)
 	}
+	defer rc.Close()
 	if _, ok := rc.(*os.File); !ok {
 		t.Fatal("Reader does not return an *os.File; sendfile would be lost")
 	}
-	rc.Close()
+}
+
+// A reader keeps the bytes it opened while the object is replaced or
+// deleted, and Compose of one source shares the file without copying.
+func TestReplacedObjectKeepsOpenReaders(t *testing.T) {
+	ctx := context.Background()
+	d := newDriver(t)
+	if err := d.PutContent(ctx, "a", []byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	rc, _, err := d.Reader(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if err := d.Compose(ctx, "b", []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := os.Stat(filepath.Join(d.Root(), "a"))
+	sb, _ := os.Stat(filepath.Join(d.Root(), "b"))
+	if !os.SameFile(sa, sb) {
+		t.Error("Compose of one source copied instead of linking")
+	}
+	if err := d.PutContent(ctx, "a", []byte("second")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 5)
+	if _, err := rc.Read(buf); err != nil || string(buf) != "first" {
+		t.Fatalf("open reader sees %q, %v", buf, err)
+	}
+	if b, _ := d.GetContent(ctx, "b"); string(b) != "first" {
+		t.Fatalf("composed object changed with its source: %q", b)
+	}
+}
+
+// A directory emptied by a Delete goes, so it does not show in listings,
+// and a writer that races the pruning still places its object.
+func TestPruneRacesWriters(t *testing.T) {
+	ctx := context.Background()
+	d := newDriver(t)
+	done := make(chan error)
+	go func() {
+		for i := 0; i < 300; i++ {
+			if err := d.PutContent(ctx, "p/q/x", nil); err != nil {
+				done <- err
+				return
+			}
+			if err := d.Delete(ctx, "p/q/x"); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for i := 0; i < 300; i++ {
+		if err := d.PutContent(ctx, "p/q/y", nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Stat(ctx, "p/q/y"); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Delete(ctx, "p/q/y"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(d.Root(), "p")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("emptied directories left behind: %v", err)
+	}
 }

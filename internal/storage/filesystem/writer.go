@@ -1,0 +1,81 @@
+package filesystem
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/octoserve/octoserve/internal/storage"
+)
+
+// Writer implements storage.Driver: the object is written to a temporary
+// file and placed at Commit.
+func (d *Driver) Writer(_ context.Context, p string, mode storage.WriteMode) (storage.Writer, error) {
+	fp, err := d.file(p)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(d.tmp, "w-")
+	if err != nil {
+		return nil, fmt.Errorf("creating temporary file: %w", classify(err))
+	}
+	return &writer{d: d, f: f, dst: fp, mode: mode}, nil
+}
+
+type writer struct {
+	d    *Driver
+	f    *os.File
+	dst  string
+	mode storage.WriteMode
+	size int64
+	done bool
+}
+
+func (w *writer) Write(b []byte) (int, error) {
+	n, err := w.f.Write(b)
+	w.size += int64(n)
+	if err != nil {
+		return n, fmt.Errorf("writing %s: %w", w.dst, classify(err))
+	}
+	return n, nil
+}
+
+// ReadFrom lets io.Copy from a file or socket use the kernel's copy.
+func (w *writer) ReadFrom(r io.Reader) (int64, error) {
+	n, err := w.f.ReadFrom(r)
+	w.size += n
+	if err != nil {
+		return n, fmt.Errorf("writing %s: %w", w.dst, classify(err))
+	}
+	return n, nil
+}
+
+func (w *writer) Size() int64 { return w.size }
+
+func (w *writer) Commit(context.Context) error {
+	if w.done {
+		return errors.New("commit of a finished writer")
+	}
+	w.done = true
+	tmp := w.f.Name()
+	defer os.Remove(tmp) // after a link, or when placing failed
+	err := w.f.Sync()
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("committing %s: %w", w.dst, classify(err))
+	}
+	return w.d.place(tmp, w.dst, w.mode == storage.Create)
+}
+
+func (w *writer) Cancel(context.Context) error {
+	if w.done {
+		return nil
+	}
+	w.done = true
+	w.f.Close()
+	return os.Remove(w.f.Name())
+}
