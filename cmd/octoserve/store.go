@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
 	"flag"
+	"fmt"
+	"os"
 
 	"github.com/octoserve/octoserve/internal/config"
 	"github.com/octoserve/octoserve/internal/registry"
@@ -14,14 +17,24 @@ func openRegistry(cfg config.Config) (*registry.Registry, *filesystem.Driver, er
 	if err != nil {
 		return nil, nil, err
 	}
-	return registry.New(driver, registry.Options{
+	reg := registry.New(driver, registry.Options{
 		Sparse:           cfg.Validation.Sparse,
 		MaxManifestBytes: cfg.Validation.MaxManifestBytes,
 		MaxBlobBytes:     cfg.Validation.MaxBlobBytes,
 		MaxChunkBytes:    cfg.Validation.MaxChunkBytes,
 
 		MaxUploadsPerRepository: cfg.Uploads.MaxPerRepository,
-	}), driver, nil
+	})
+	// A store an earlier octoserve wrote is upgraded before anything else
+	// reads it: gc and verify judge links by the current layout.
+	n, err := reg.UpgradeLayout(context.Background())
+	if err != nil {
+		return nil, nil, err
+	}
+	if n > 0 {
+		fmt.Fprintf(os.Stderr, "octoserve: upgraded the storage layout of %s: %d links rewritten\n", cfg.Storage.Root, n)
+	}
+	return reg, driver, nil
 }
 
 // storeFlags are the flags of the offline commands: which store to open.
