@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the pinned OCI clients used by the end-to-end tests (make test-e2e)
-# into .tools/bin (git-ignored) with `go install`, from the Go module proxy.
-# Nothing here downloads a release binary.
+# and the S3 server of the S3 tests (versitygw, make test-s3) into .tools/bin
+# (git-ignored) with `go install`, from the Go module proxy. Nothing here
+# downloads a release binary. versitygw takes about ten minutes to build
+# cold; like every tool it is built only when missing or at another version.
 #
 # A tool is reinstalled only when its binary is missing or its stamp file
 # (.tools/stamps/<tool>) does not name the pinned version.
@@ -10,9 +12,10 @@
 # (`apt-get install skopeo`; .ci/run does this when it is missing). This
 # script only reports whether it is present.
 #
-# Usage: scripts/install-tools.sh [--check]
+# Usage: scripts/install-tools.sh [--check] [TOOL...]
 #   --check   install nothing; exit 1 (listing what is missing) unless every
 #             tool is installed at its pinned version and skopeo is on PATH.
+#   TOOL...   only these tools (e.g. versitygw); skopeo is then not checked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +24,7 @@ TOOLS=(
   "crane|github.com/google/go-containerregistry/cmd/crane|v0.22.1"
   "oras|oras.land/oras/cmd/oras|v1.3.6"
   "regctl|github.com/regclient/regclient/cmd/regctl|v0.11.7"
+  "versitygw|github.com/versity/versitygw/cmd/versitygw|v1.8.0"
 )
 
 TOOLS_DIR="$PWD/.tools"
@@ -29,17 +33,29 @@ STAMP_DIR="$TOOLS_DIR/stamps"
 GO="${GO:-go}"
 
 check_only=0
-case "${1:-}" in
-  --check) check_only=1 ;;
-  "") ;;
-  *) echo "usage: $0 [--check]" >&2; exit 2 ;;
-esac
+if [ "${1:-}" = --check ]; then
+  check_only=1
+  shift
+fi
+wanted=("$@")
+for name in "${wanted[@]}"; do
+  case "$name" in
+    -*) echo "usage: $0 [--check] [TOOL...]" >&2; exit 2 ;;
+  esac
+  if ! printf '%s\n' "${TOOLS[@]}" | grep -q "^$name|"; then
+    echo "install-tools: unknown tool $name" >&2
+    exit 2
+  fi
+done
 
 mkdir -p "$BIN_DIR" "$STAMP_DIR"
 
 missing=0
 for entry in "${TOOLS[@]}"; do
   IFS='|' read -r name pkg version <<<"$entry"
+  if [ ${#wanted[@]} -gt 0 ] && ! printf '%s\n' "${wanted[@]}" | grep -qx "$name"; then
+    continue
+  fi
   stamp="$STAMP_DIR/$name"
   if [ -x "$BIN_DIR/$name" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$pkg@$version" ]; then
     echo "install-tools: $name $version already installed"
@@ -57,7 +73,9 @@ for entry in "${TOOLS[@]}"; do
   echo "$pkg@$version" >"$stamp"
 done
 
-if command -v skopeo >/dev/null 2>&1; then
+if [ ${#wanted[@]} -gt 0 ]; then
+  : # only the named tools
+elif command -v skopeo >/dev/null 2>&1; then
   echo "install-tools: skopeo found: $(skopeo --version)"
 else
   echo "install-tools: skopeo not found: apt-get install skopeo" >&2
