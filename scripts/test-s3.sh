@@ -15,6 +15,11 @@
 #   bench      the S3 driver's benchmarks (writer, reader, small objects),
 #              BENCHTIME (default 20x) each
 #
+# To add a step: write step_NAME (it runs with versitygw up and the
+# VERSITYGW_* variables of scripts/lib/versitygw.sh set; give octoserve a
+# storage.s3 section with a key prefix of the step's own) and add NAME to
+# ALL_STEPS.
+#
 # A step that is skipped counts as failed: every test here must run, so
 # the Go tests get OCTOSERVE_TEST_S3_REQUIRED=1 (a missing endpoint fails
 # them) and a "--- SKIP" in their output fails the step.
