@@ -10,7 +10,7 @@ GO_SRC   := $(shell find cmd internal -name '*.go' 2>/dev/null) go.mod go.sum
 
 .PHONY: help build run test test-unit test-conformance test-conformance-quick \
         test-conformance-v2 build-conformance clean-conformance test-e2e tools \
-        test-harness fuzz lint clean test-crash
+        test-harness fuzz lint clean test-crash test-s3
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
@@ -23,7 +23,7 @@ $(BIN): $(GO_SRC)
 run: build ## serve a registry on localhost:5000 with data in ./data
 	./$(BIN) serve --addr localhost:5000 --root ./data
 
-test: lint tools test-unit test-conformance test-conformance-v2 test-harness test-e2e test-crash ## everything that can be tested here
+test: lint tools test-unit test-conformance test-conformance-v2 test-harness test-e2e test-crash test-s3 ## everything that can be tested here
 
 test-unit: ## go vet and go test ./... (race detector on)
 	$(GO) vet ./...
@@ -33,8 +33,11 @@ CRASH_ROUNDS ?= 20
 test-crash: build ## kill -9 test: concurrent pushes, SIGKILL, restart on the same root, all acknowledged data intact (CRASH_ROUNDS=20)
 	OCTOSERVE_BIN=$(CURDIR)/$(BIN) CRASH_ROUNDS=$(CRASH_ROUNDS) $(GO) test -count=1 -v -timeout 15m -run '^TestKill9$$' ./internal/crashtest/
 
-tools: ## install the pinned e2e clients (crane, oras, regctl, helm, cosign) into .tools/bin; checks for the Debian ones
+tools: ## install the pinned e2e clients (crane, oras, regctl, helm, cosign) and versitygw into .tools/bin; checks for the Debian ones
 	scripts/install-tools.sh
+
+test-s3: ## S3 tests on versitygw (a fresh server and bucket on loopback): storage contract and backend (logs in test-results/s3)
+	scripts/test-s3.sh
 
 test-e2e: build ## end-to-end tests: crane, oras, regctl, skopeo, podman, buildah, containerd, helm, cosign against octoserve (logs in test-results/e2e)
 	@command -v skopeo >/dev/null 2>&1 || { echo "skopeo not found: apt-get install skopeo" >&2; exit 1; }

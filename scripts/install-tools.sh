@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the pinned OCI clients used by the end-to-end tests (make test-e2e)
-# into .tools/bin (git-ignored) with `go install`, from the Go module proxy.
-# Nothing here downloads a release binary.
+# and the S3 server of the S3 tests (versitygw, make test-s3) into .tools/bin
+# (git-ignored) with `go install`, from the Go module proxy. Nothing here
+# downloads a release binary. versitygw takes about ten minutes to build
+# cold; like every tool it is built only when missing or at another version.
 #
 # A tool is reinstalled only when its binary is missing or its stamp file
 # (.tools/stamps/<tool>) does not name the pinned version.
@@ -11,10 +13,12 @@
 # skopeo podman buildah containerd`; .ci/run does this when one is missing).
 # This script only reports whether they are present.
 #
-# Usage: scripts/install-tools.sh [--check]
+# Usage: scripts/install-tools.sh [--check] [TOOL...]
 #   --check   install nothing; exit 1 (listing what is missing) unless every
 #             tool is installed at its pinned version and the Debian clients
 #             are on PATH.
+#   TOOL...   only these tools (e.g. versitygw); the Debian clients are then
+#             not checked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +29,7 @@ TOOLS=(
   "regctl|github.com/regclient/regclient/cmd/regctl|v0.11.7"
   "helm|helm.sh/helm/v3/cmd/helm|v3.22.0"
   "cosign|github.com/sigstore/cosign/v2/cmd/cosign|v2.6.5"
+  "versitygw|github.com/versity/versitygw/cmd/versitygw|v1.8.0"
 )
 
 TOOLS_DIR="$PWD/.tools"
@@ -33,17 +38,29 @@ STAMP_DIR="$TOOLS_DIR/stamps"
 GO="${GO:-go}"
 
 check_only=0
-case "${1:-}" in
-  --check) check_only=1 ;;
-  "") ;;
-  *) echo "usage: $0 [--check]" >&2; exit 2 ;;
-esac
+if [ "${1:-}" = --check ]; then
+  check_only=1
+  shift
+fi
+wanted=("$@")
+for name in "${wanted[@]}"; do
+  case "$name" in
+    -*) echo "usage: $0 [--check] [TOOL...]" >&2; exit 2 ;;
+  esac
+  if ! printf '%s\n' "${TOOLS[@]}" | grep -q "^$name|"; then
+    echo "install-tools: unknown tool $name" >&2
+    exit 2
+  fi
+done
 
 mkdir -p "$BIN_DIR" "$STAMP_DIR"
 
 missing=0
 for entry in "${TOOLS[@]}"; do
   IFS='|' read -r name pkg version <<<"$entry"
+  if [ ${#wanted[@]} -gt 0 ] && ! printf '%s\n' "${wanted[@]}" | grep -qx "$name"; then
+    continue
+  fi
   stamp="$STAMP_DIR/$name"
   if [ -x "$BIN_DIR/$name" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$pkg@$version" ]; then
     echo "install-tools: $name $version already installed"
@@ -61,22 +78,24 @@ for entry in "${TOOLS[@]}"; do
   echo "$pkg@$version" >"$stamp"
 done
 
-# command | Debian package
-DEBIAN_CLIENTS=(
-  "skopeo|skopeo"
-  "podman|podman"
-  "buildah|buildah"
-  "containerd|containerd"
-  "ctr|containerd"
-)
-for entry in "${DEBIAN_CLIENTS[@]}"; do
-  IFS='|' read -r cmd pkg <<<"$entry"
-  if command -v "$cmd" >/dev/null 2>&1; then
-    echo "install-tools: $cmd found: $("$cmd" --version | head -n 1)"
-  else
-    echo "install-tools: $cmd not found: apt-get install $pkg" >&2
-    missing=1
-  fi
-done
+if [ ${#wanted[@]} -eq 0 ]; then
+  # command | Debian package
+  DEBIAN_CLIENTS=(
+    "skopeo|skopeo"
+    "podman|podman"
+    "buildah|buildah"
+    "containerd|containerd"
+    "ctr|containerd"
+  )
+  for entry in "${DEBIAN_CLIENTS[@]}"; do
+    IFS='|' read -r cmd pkg <<<"$entry"
+    if command -v "$cmd" >/dev/null 2>&1; then
+      echo "install-tools: $cmd found: $("$cmd" --version | head -n 1)"
+    else
+      echo "install-tools: $cmd not found: apt-get install $pkg" >&2
+      missing=1
+    fi
+  done
+fi
 
 exit "$missing"

@@ -48,7 +48,7 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	reg, driver, err := openRegistry(cfg)
+	reg, where, err := openRegistry(cfg)
 	if err != nil {
 		return err
 	}
@@ -77,7 +77,7 @@ func serve(args []string) error {
 		CertFile:          cfg.TLS.Certificate,
 		KeyFile:           cfg.TLS.Key,
 	}, handler, func(a net.Addr) {
-		log.Info("octoserve listening", "addr", a.String(), "root", driver.Root(), "version", version)
+		log.Info("octoserve listening", "addr", a.String(), "storage", where, "version", version)
 	})
 }
 

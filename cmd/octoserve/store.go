@@ -8,14 +8,16 @@ import (
 
 	"github.com/octoserve/octoserve/internal/config"
 	"github.com/octoserve/octoserve/internal/registry"
-	"github.com/octoserve/octoserve/internal/storage/filesystem"
+	"github.com/octoserve/octoserve/internal/storage/backend"
 )
 
-// openRegistry opens the storage cfg names and the registry over it.
-func openRegistry(cfg config.Config) (*registry.Registry, *filesystem.Driver, error) {
-	driver, err := filesystem.New(cfg.Storage.Root)
+// openRegistry opens the storage cfg names and the registry over it, and
+// returns a description of the storage for logs.
+func openRegistry(cfg config.Config) (*registry.Registry, string, error) {
+	ctx := context.Background()
+	driver, where, err := backend.Open(ctx, cfg.Storage)
 	if err != nil {
-		return nil, nil, err
+		return nil, "", err
 	}
 	reg := registry.New(driver, registry.Options{
 		Sparse:           cfg.Validation.Sparse,
@@ -27,14 +29,14 @@ func openRegistry(cfg config.Config) (*registry.Registry, *filesystem.Driver, er
 	})
 	// A store an earlier octoserve wrote is upgraded before anything else
 	// reads it: gc and verify judge links by the current layout.
-	n, err := reg.UpgradeLayout(context.Background())
+	n, err := reg.UpgradeLayout(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, "", err
 	}
 	if n > 0 {
-		fmt.Fprintf(os.Stderr, "octoserve: upgraded the storage layout of %s: %d links rewritten\n", cfg.Storage.Root, n)
+		fmt.Fprintf(os.Stderr, "octoserve: upgraded the storage layout of %s: %d links rewritten\n", where, n)
 	}
-	return reg, driver, nil
+	return reg, where, nil
 }
 
 // storeFlags are the flags of the offline commands: which store to open.

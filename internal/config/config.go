@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/octoserve/octoserve/internal/storage/s3"
 )
 
 // Config is the whole configuration file.
@@ -61,10 +63,18 @@ type HTTP struct {
 	MaxHeaderBytes    int           `yaml:"maxHeaderBytes"`
 }
 
-// Storage says where data lives.
+// Storage says where data lives: a local directory (Root) or a bucket of
+// an S3-compatible object store (S3), never both. internal/storage/backend
+// opens it.
 type Storage struct {
 	Root string `yaml:"root"`
+	// S3 is documented field by field in internal/storage/s3.Config.
+	S3 *s3.Config `yaml:"s3"`
 }
+
+// DefaultRoot is storage.root when the file sets neither it nor
+// storage.s3.
+const DefaultRoot = "./data"
 
 // Log configures log/slog output on stderr.
 type Log struct {
@@ -127,7 +137,7 @@ func Default() Config {
 			ShutdownTimeout:   30 * time.Second,
 			MaxHeaderBytes:    64 << 10,
 		},
-		Storage:    Storage{Root: "./data"},
+		Storage:    Storage{Root: DefaultRoot},
 		Log:        Log{Format: "text", Level: "info"},
 		Validation: Validation{MaxManifestBytes: 4 << 20},
 		Auth: Auth{
@@ -152,8 +162,12 @@ func Load(path string) (Config, error) {
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
+	cfg.Storage.Root = "" // the default only when the file names no storage
 	if err := dec.Decode(&cfg); err != nil && err.Error() != "EOF" {
 		return cfg, fmt.Errorf("parsing config %s: %w", path, err)
+	}
+	if cfg.Storage.Root == "" && cfg.Storage.S3 == nil {
+		cfg.Storage.Root = DefaultRoot
 	}
 	return cfg, cfg.Validate()
 }
@@ -165,8 +179,8 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("log.format must be text or json, not %q", c.Log.Format)
 	}
-	if c.Storage.Root == "" {
-		return fmt.Errorf("storage.root must be set")
+	if err := c.Storage.Validate(); err != nil {
+		return err
 	}
 	if c.Validation.MaxManifestBytes <= 0 {
 		return fmt.Errorf("validation.maxManifestBytes must be positive")
@@ -191,6 +205,22 @@ func (c Config) Validate() error {
 	}
 	if c.Auth.Htpasswd == "" && (len(c.Auth.Rules) > 0 || len(c.Auth.Groups) > 0) {
 		return fmt.Errorf("auth.rules and auth.groups need auth.htpasswd: without it authentication is off")
+	}
+	return nil
+}
+
+// Validate reports a storage section that names no backend, both, or an
+// S3 bucket that cannot work.
+func (s Storage) Validate() error {
+	switch {
+	case s.Root != "" && s.S3 != nil:
+		return fmt.Errorf("storage.root (%s) and storage.s3 are exclusive: data lives in a directory or a bucket (with --root, leave storage.s3 out)", s.Root)
+	case s.S3 != nil:
+		if err := s.S3.Validate(); err != nil {
+			return fmt.Errorf("storage.s3: %w", err)
+		}
+	case s.Root == "":
+		return fmt.Errorf("storage.root or storage.s3 must be set")
 	}
 	return nil
 }

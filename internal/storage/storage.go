@@ -54,8 +54,12 @@ type Entry struct {
 	Info
 }
 
-// Version identifies one written state of a small object, for PutIf. It
-// is opaque: compare it only with versions of the same path.
+// Version identifies the content of a small object, for PutIf. It is
+// opaque: compare it only with versions of the same path. A write of
+// different bytes always makes a new version; a write of the same bytes
+// may keep it (on S3 a version is the ETag, the MD5 of the content), so
+// a caller that needs every write to change the version — a lease
+// renewal — writes bytes that differ each time (an expiry, a counter).
 type Version string
 
 // Absent is the version of a missing object: PutIf with Absent creates.

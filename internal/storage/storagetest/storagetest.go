@@ -203,10 +203,10 @@ func testPutIfVersions(t *testing.T, d storage.Driver) {
 	if err != nil || string(b) != "two" || v2 == v1 {
 		t.Fatalf("after a refused replace: %q %q %v (old version %q)", b, v2, err, v1)
 	}
-	// Identical content written again is a new version all the same.
-	put(t, d, "v", "two")
+	// Another writer's write of different bytes changes the version.
+	put(t, d, "v", "other")
 	err = d.PutIf(ctx, "v", []byte("four"), v2)
-	wantErr(t, "replace after a rewrite of the same bytes", err, storage.ErrChanged)
+	wantErr(t, "replace after another writer's write", err, storage.ErrChanged)
 	if err := d.Delete(ctx, "v"); err != nil {
 		t.Fatal(err)
 	}
