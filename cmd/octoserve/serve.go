@@ -22,13 +22,14 @@ func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	addr := fs.String("addr", "", "listen address (default :5000)")
 	root := fs.String("root", "", "data directory (default ./data)")
-	cfgPath := fs.String("config", "", "YAML configuration file")
+	var cfgPaths configFiles
+	fs.Var(&cfgPaths, "config", "YAML configuration file; repeat it to layer files, later ones override earlier ones")
 	tlsCert := fs.String("tls-cert", "", "PEM certificate chain: serve HTTPS (with --tls-key)")
 	tlsKey := fs.String("tls-key", "", "PEM private key of --tls-cert")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(*cfgPath)
+	cfg, err := config.Load(cfgPaths...)
 	if err != nil {
 		return err
 	}

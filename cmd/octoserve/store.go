@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/octoserve/octoserve/internal/config"
 	"github.com/octoserve/octoserve/internal/registry"
@@ -41,19 +42,32 @@ func openRegistry(cfg config.Config) (*registry.Registry, string, error) {
 
 // storeFlags are the flags of the offline commands: which store to open.
 type storeFlags struct {
-	root, config *string
+	root   *string
+	config *configFiles
 }
 
 func addStoreFlags(fs *flag.FlagSet) storeFlags {
-	return storeFlags{
-		root:   fs.String("root", "", "data directory (default ./data, or storage.root of --config)"),
-		config: fs.String("config", "", "YAML configuration file"),
+	f := storeFlags{
+		root:   fs.String("root", "", "data directory (default ./data, or the storage section of --config)"),
+		config: &configFiles{},
 	}
+	fs.Var(f.config, "config", "YAML configuration file; repeat it to layer files, later ones override earlier ones")
+	return f
+}
+
+// configFiles is a repeatable --config flag.
+type configFiles []string
+
+func (c *configFiles) String() string { return strings.Join(*c, ",") }
+
+func (c *configFiles) Set(path string) error {
+	*c = append(*c, path)
+	return nil
 }
 
 // load reads the configuration the flags name.
 func (f storeFlags) load() (config.Config, error) {
-	cfg, err := config.Load(*f.config)
+	cfg, err := config.Load(*f.config...)
 	if err != nil {
 		return cfg, err
 	}

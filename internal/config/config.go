@@ -149,22 +149,27 @@ func Default() Config {
 	}
 }
 
-// Load reads the YAML file at path over the defaults. Unknown keys are an
-// error, so a typo does not silently fall back to a default.
-func Load(path string) (Config, error) {
+// Load reads the YAML files at paths, in order, over the defaults: each
+// sets only the keys it names, so a later file overrides an earlier one
+// (a deployment's storage section in one file, its limits in another).
+// Unknown keys are an error, so a typo does not silently fall back to a
+// default.
+func Load(paths ...string) (Config, error) {
 	cfg := Default()
-	if path == "" {
-		return cfg, nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return cfg, fmt.Errorf("reading config: %w", err)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	cfg.Storage.Root = "" // the default only when the file names no storage
-	if err := dec.Decode(&cfg); err != nil && err.Error() != "EOF" {
-		return cfg, fmt.Errorf("parsing config %s: %w", path, err)
+	cfg.Storage.Root = "" // the default only when no file names a storage
+	for _, path := range paths {
+		if path == "" {
+			continue
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("reading config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && err.Error() != "EOF" {
+			return cfg, fmt.Errorf("parsing config %s: %w", path, err)
+		}
 	}
 	if cfg.Storage.Root == "" && cfg.Storage.S3 == nil {
 		cfg.Storage.Root = DefaultRoot
