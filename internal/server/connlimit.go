@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 )
 
 // perClientListener bounds the connections one client address holds at
@@ -17,20 +18,21 @@ type perClientListener struct {
 	max int
 	log *slog.Logger
 
-	mu   sync.Mutex
-	open map[string]*clientConns
+	mu      sync.Mutex
+	open    map[string]int // connections held per client
+	refused int            // connections refused since the last log line
+	logged  time.Time      // when that line was written
 }
 
-type clientConns struct {
-	n       int
-	refused bool // a connection was refused since n was last below max
-}
+// refusalLogInterval spaces the log lines about refused connections: a
+// flood must not flood the log.
+const refusalLogInterval = 10 * time.Second
 
 func limitPerClient(ln net.Listener, max int, log *slog.Logger) net.Listener {
 	if max <= 0 {
 		return ln
 	}
-	return &perClientListener{Listener: ln, max: max, log: log, open: map[string]*clientConns{}}
+	return &perClientListener{Listener: ln, max: max, log: log, open: map[string]int{}}
 }
 
 func (l *perClientListener) Accept() (net.Conn, error) {
@@ -50,20 +52,16 @@ func (l *perClientListener) Accept() (net.Conn, error) {
 func (l *perClientListener) admit(client string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	cc := l.open[client]
-	if cc == nil {
-		cc = &clientConns{}
-		l.open[client] = cc
-	}
-	if cc.n < l.max {
-		cc.n++
+	if n := l.open[client]; n < l.max {
+		l.open[client] = n + 1
 		return true
 	}
-	if !cc.refused {
-		// Once per episode, not per connection: a flood must not flood the log.
-		cc.refused = true
-		l.log.Warn("too many connections from one client: refusing new ones until some close",
-			"client", client, "limit", l.max)
+	l.refused++
+	if now := time.Now(); now.Sub(l.logged) >= refusalLogInterval {
+		// refused counts every client's refusals since the previous line.
+		l.log.Warn("too many connections from one client: connections past the limit closed",
+			"client", client, "limit", l.max, "refused", l.refused)
+		l.refused, l.logged = 0, now
 	}
 	return false
 }
@@ -71,13 +69,9 @@ func (l *perClientListener) admit(client string) bool {
 func (l *perClientListener) release(client string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	cc := l.open[client]
-	if cc == nil {
-		return
-	}
-	cc.n--
-	cc.refused = false
-	if cc.n <= 0 {
+	if n := l.open[client]; n > 1 {
+		l.open[client] = n - 1
+	} else {
 		delete(l.open, client)
 	}
 }
