@@ -10,7 +10,7 @@ GO_SRC   := $(shell find cmd internal -name '*.go' 2>/dev/null) go.mod go.sum
 
 .PHONY: help build run test test-unit test-conformance test-conformance-quick \
         test-conformance-v2 build-conformance clean-conformance test-e2e tools \
-        test-harness fuzz lint clean test-crash test-s3
+        test-harness fuzz lint clean test-crash test-s3 test-soak
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
@@ -23,7 +23,7 @@ $(BIN): $(GO_SRC)
 run: build ## serve a registry on localhost:5000 with data in ./data
 	./$(BIN) serve --addr localhost:5000 --root ./data
 
-test: lint tools test-unit test-conformance test-conformance-v2 test-harness test-e2e test-crash test-s3 ## everything that can be tested here
+test: lint tools test-unit test-conformance test-conformance-v2 test-harness test-e2e test-crash test-soak test-s3 ## everything that can be tested here
 
 test-unit: ## go vet and go test ./... (race detector on)
 	$(GO) vet ./...
@@ -32,6 +32,10 @@ test-unit: ## go vet and go test ./... (race detector on)
 CRASH_ROUNDS ?= 20
 test-crash: build ## kill -9 test: concurrent pushes, SIGKILL, restart on the same root, all acknowledged data intact (CRASH_ROUNDS=20)
 	OCTOSERVE_BIN=$(CURDIR)/$(BIN) CRASH_ROUNDS=$(CRASH_ROUNDS) $(GO) test -count=1 -v -timeout 15m -run '^TestKill9$$' ./internal/crashtest/
+
+SOAK_DURATION ?= 15s
+test-soak: build tools ## soak under hostile load: crane and a Go client beside slow bodies, login, referrer and session floods; bounded RSS and fds, verify clean (SOAK_DURATION=15s)
+	SOAK_DURATION=$(SOAK_DURATION) scripts/test-soak.sh
 
 tools: ## install the pinned e2e clients (crane, oras, regctl, helm, cosign) and versitygw into .tools/bin; checks for the Debian ones
 	scripts/install-tools.sh
@@ -67,7 +71,7 @@ test-harness: build $(SUITE_V1) ## tests of the conformance scripts: cleanup on 
 	scripts/test-harness.sh
 
 lint: ## gofmt and shellcheck (go vet runs in test-unit)
-	@test -z "$$(gofmt -l cmd internal e2e)" || { gofmt -l cmd internal e2e; exit 1; }
+	@test -z "$$(gofmt -l cmd internal e2e soak)" || { gofmt -l cmd internal e2e soak; exit 1; }
 	shellcheck -x -P scripts scripts/*.sh scripts/lib/*.sh .ci/run
 
 clean-conformance: ## remove the built suites and test-results/

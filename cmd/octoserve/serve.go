@@ -75,8 +75,11 @@ func serve(args []string) error {
 		IdleTimeout:       cfg.HTTP.IdleTimeout,
 		MaxHeaderBytes:    cfg.HTTP.MaxHeaderBytes,
 		ShutdownTimeout:   cfg.HTTP.ShutdownTimeout,
+		BodyTimeout:       cfg.HTTP.BodyTimeout,
+		MaxConnsPerClient: cfg.HTTP.MaxConnsPerClient,
 		CertFile:          cfg.TLS.Certificate,
 		KeyFile:           cfg.TLS.Key,
+		CipherSuites:      cfg.TLS.CipherSuites,
 	}, handler, func(a net.Addr) {
 		log.Info("octoserve listening", "addr", a.String(), "storage", where, "version", version)
 	})

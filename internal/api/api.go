@@ -80,16 +80,23 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	wrapBody(r, rt.Kind)
 	if err := h(w, r, rt); err != nil {
 		a.fail(w, r, err)
 	}
 }
 
-// fail renders err. Errors the client caused are *ocierr.Error already; a
-// full disk becomes 507; anything else is logged here and answered 500
-// without internal detail.
+// fail renders err. Errors the client caused are *ocierr.Error already
+// (a request body that failed to arrive is logged here as the client's
+// error); a full disk becomes 507; anything else is logged here and
+// answered 500 without internal detail.
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
-	if _, ok := ocierr.As(err); !ok {
+	var be *bodyError
+	if errors.As(err, &be) {
+		a.log.LogAttrs(r.Context(), slog.LevelInfo, "client error: request body incomplete",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.String("remote", r.RemoteAddr), slog.String("error", be.cause.Error()))
+	} else if _, ok := ocierr.As(err); !ok {
 		a.log.LogAttrs(r.Context(), slog.LevelError, "request failed",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", err.Error()))
 		if errors.Is(err, storage.ErrNoSpace) {

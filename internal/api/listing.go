@@ -2,7 +2,9 @@ package api
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/octoserve/octoserve/internal/registry"
@@ -68,22 +70,54 @@ func (a *API) catalog(w http.ResponseWriter, r *http.Request, _ Route) error {
 	}{repos})
 }
 
+// referrers serves one page of a subject's referrers: an image index
+// written from the stored descriptors as they are, with a Link to the
+// next page when the list does not fit in one (see
+// registry.ListReferrers for the bounds).
 func (a *API) referrers(w http.ResponseWriter, r *http.Request, rt Route) error {
 	d, err := digestParam(rt.Ref)
 	if err != nil {
 		return err
 	}
-	artifactType := r.URL.Query().Get("artifactType")
-	descs, err := a.reg.Referrers(r.Context(), rt.Name, d, artifactType)
+	q := r.URL.Query()
+	artifactType := q.Get("artifactType")
+	page, err := a.reg.ListReferrers(r.Context(), rt.Name, d, registry.ReferrersQuery{ArtifactType: artifactType, After: q.Get("last")})
 	if err != nil {
 		return err
 	}
+	h := w.Header()
 	if artifactType != "" {
-		w.Header().Set("OCI-Filters-Applied", "artifactType")
+		h.Set("OCI-Filters-Applied", "artifactType")
 	}
-	return writeJSON(w, registry.MediaTypeOCIIndex, struct {
-		SchemaVersion int                   `json:"schemaVersion"`
-		MediaType     string                `json:"mediaType"`
-		Manifests     []registry.Descriptor `json:"manifests"`
-	}{2, registry.MediaTypeOCIIndex, descs})
+	if page.Next != "" {
+		next := url.Values{"last": {page.Next}}
+		if artifactType != "" {
+			next.Set("artifactType", artifactType)
+		}
+		h.Set("Link", "<"+r.URL.Path+"?"+next.Encode()+`>; rel="next"`)
+	}
+	head := `{"schemaVersion":2,"mediaType":"` + registry.MediaTypeOCIIndex + `","manifests":[`
+	size := len(head) + len("]}")
+	for i, desc := range page.Descriptors {
+		size += len(desc)
+		if i > 0 {
+			size++
+		}
+	}
+	h.Set("Content-Type", registry.MediaTypeOCIIndex)
+	h.Set("Content-Length", strconv.Itoa(size))
+	w.WriteHeader(http.StatusOK)
+	if _, err := io.WriteString(w, head); err != nil {
+		return nil // the client went away; the status is sent
+	}
+	for i, desc := range page.Descriptors {
+		if i > 0 {
+			_, _ = io.WriteString(w, ",")
+		}
+		if _, err := w.Write(desc); err != nil {
+			return nil
+		}
+	}
+	_, _ = io.WriteString(w, "]}")
+	return nil
 }

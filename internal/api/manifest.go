@@ -5,8 +5,6 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
-
-	"github.com/octoserve/octoserve/internal/ocierr"
 )
 
 func (a *API) getManifest(w http.ResponseWriter, r *http.Request, rt Route) error {
@@ -37,7 +35,7 @@ func (a *API) putManifest(w http.ResponseWriter, r *http.Request, rt Route) erro
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
-		return ocierr.New(ocierr.ManifestInvalid, http.StatusBadRequest, "reading manifest body: %v", err)
+		return err // the client's (see requestBody)
 	}
 	if int64(len(body)) > limit {
 		return errBodyTooLarge(limit)

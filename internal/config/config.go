@@ -61,6 +61,14 @@ type HTTP struct {
 	IdleTimeout       time.Duration `yaml:"idleTimeout"`
 	ShutdownTimeout   time.Duration `yaml:"shutdownTimeout"`
 	MaxHeaderBytes    int           `yaml:"maxHeaderBytes"`
+	// BodyTimeout cuts off a request body that delivers nothing for this
+	// long while the server waits for it; a body that keeps moving may
+	// take as long as it needs.
+	BodyTimeout time.Duration `yaml:"bodyTimeout"`
+	// MaxConnsPerClient bounds the connections one client address (IPv6:
+	// one /64) holds at once; 0 means no limit (behind a proxy, every
+	// client has the proxy's address).
+	MaxConnsPerClient int `yaml:"maxConnsPerClient"`
 }
 
 // Storage says where data lives: a local directory (Root) or a bucket of
@@ -88,7 +96,8 @@ type Validation struct {
 	Sparse bool `yaml:"sparse"`
 	// MaxManifestBytes bounds a manifest body (default 4 MiB).
 	MaxManifestBytes int64 `yaml:"maxManifestBytes"`
-	// MaxBlobBytes bounds a blob's total size; 0 means no limit.
+	// MaxBlobBytes bounds a blob's total size (default
+	// DefaultMaxBlobBytes); 0 means no limit.
 	MaxBlobBytes int64 `yaml:"maxBlobBytes"`
 	// MaxChunkBytes bounds one upload request body; 0 means no limit.
 	MaxChunkBytes int64 `yaml:"maxChunkBytes"`
@@ -125,7 +134,17 @@ type RateLimit struct {
 type TLS struct {
 	Certificate string `yaml:"certificate"` // PEM certificate chain
 	Key         string `yaml:"key"`         // PEM private key
+	// CipherSuites overrides the TLS 1.2 cipher suites offered (Go's
+	// names); empty offers only ECDHE suites with AEAD ciphers.
+	CipherSuites []string `yaml:"cipherSuites"`
 }
+
+// DefaultMaxBlobBytes bounds one blob unless configured (10 GiB): far
+// above the layers of ordinary images, the per-layer limit of large
+// hosted registries, and low enough that one upload cannot claim a disk
+// by announcing an absurd length. Set validation.maxBlobBytes higher (or
+// 0, no limit) for larger layers such as model weights.
+const DefaultMaxBlobBytes = 10 << 30
 
 // Default returns the configuration used when nothing is set.
 func Default() Config {
@@ -136,10 +155,15 @@ func Default() Config {
 			IdleTimeout:       2 * time.Minute,
 			ShutdownTimeout:   30 * time.Second,
 			MaxHeaderBytes:    64 << 10,
+			BodyTimeout:       time.Minute,
+			MaxConnsPerClient: 100,
 		},
-		Storage:    Storage{Root: DefaultRoot},
-		Log:        Log{Format: "text", Level: "info"},
-		Validation: Validation{MaxManifestBytes: 4 << 20},
+		Storage: Storage{Root: DefaultRoot},
+		Log:     Log{Format: "text", Level: "info"},
+		Validation: Validation{
+			MaxManifestBytes: 4 << 20,
+			MaxBlobBytes:     DefaultMaxBlobBytes,
+		},
 		Auth: Auth{
 			Realm:        "octoserve",
 			FailedLogins: RateLimit{Burst: 10, PerMinute: 10, MaxClients: 10000},
@@ -199,8 +223,11 @@ func (c Config) Validate() error {
 	if c.Uploads.MaxIdle <= 0 || c.Uploads.PurgeInterval <= 0 {
 		return fmt.Errorf("uploads.maxIdle and uploads.purgeInterval must be positive")
 	}
-	if c.HTTP.ReadHeaderTimeout <= 0 || c.HTTP.IdleTimeout <= 0 || c.HTTP.MaxHeaderBytes <= 0 {
-		return fmt.Errorf("http.readHeaderTimeout, idleTimeout and maxHeaderBytes must be positive (they protect against slow and oversized requests)")
+	if c.HTTP.ReadHeaderTimeout <= 0 || c.HTTP.IdleTimeout <= 0 || c.HTTP.BodyTimeout <= 0 || c.HTTP.MaxHeaderBytes <= 0 {
+		return fmt.Errorf("http.readHeaderTimeout, idleTimeout, bodyTimeout and maxHeaderBytes must be positive (they protect against slow and oversized requests)")
+	}
+	if c.HTTP.MaxConnsPerClient < 0 {
+		return fmt.Errorf("http.maxConnsPerClient must not be negative (0: no limit)")
 	}
 	if c.Validation.MaxBlobBytes < 0 || c.Validation.MaxChunkBytes < 0 {
 		return fmt.Errorf("validation.maxBlobBytes and maxChunkBytes must not be negative (0: no limit)")

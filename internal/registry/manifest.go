@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/octoserve/octoserve/internal/ocierr"
 	"github.com/octoserve/octoserve/internal/reference"
@@ -73,14 +74,19 @@ func manifestDigest(ref string, body []byte, tags []string) (reference.Digest, [
 
 // parseManifest checks body is a manifest of a supported type that agrees
 // with the Content-Type it was pushed with, and returns its fields and type.
+// The JSON must be UTF-8 (RFC 8259; encoding/json would silently replace
+// bad bytes) with no key twice in an object (see checkManifestJSON).
 func parseManifest(contentType string, body []byte) (*manifestFields, string, error) {
+	if !utf8.Valid(body) {
+		return nil, "", errManifestInvalid("not valid JSON: not UTF-8")
+	}
 	var mf manifestFields
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&mf); err != nil {
 		return nil, "", errManifestInvalid("not valid JSON: %v", err)
 	}
-	if dec.More() {
-		return nil, "", errManifestInvalid("trailing data after the JSON document")
+	if err := checkManifestJSON(body); err != nil {
+		return nil, "", err
 	}
 	mediaType := contentType
 	switch {

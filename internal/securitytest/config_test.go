@@ -75,6 +75,8 @@ func TestConfigRefusals(t *testing.T) {
 		"auth:\n  rules:\n    - repository: \"**\"\n      anonymousPull: true\n": "need auth.htpasswd",
 		"tls:\n  certificate: /x.pem\n":                                          "must be set together",
 		"http:\n  readHeaderTimeout: 0s\n":                                       "must be positive",
+		"http:\n  bodyTimeout: 0s\n":                                             "must be positive",
+		"http:\n  maxConnsPerClient: -1\n":                                       "must not be negative",
 		"validation:\n  maxBlobBytes: -1\n":                                      "must not be negative",
 		"auth:\n  htpasswdd: /x\n":                                               "field htpasswdd not found",
 	} {

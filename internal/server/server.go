@@ -1,5 +1,7 @@
-// Package server runs an http.Handler with the timeouts a public registry
-// needs and shuts it down gracefully.
+// Package server runs an http.Handler with the timeouts and limits a
+// public registry needs and shuts it down gracefully: slow headers, slow
+// or missing bodies, idle connections and too many connections from one
+// client are all cut off, and TLS offers only AEAD cipher suites.
 package server
 
 import (
@@ -20,15 +22,24 @@ type Options struct {
 	IdleTimeout       time.Duration
 	MaxHeaderBytes    int
 	ShutdownTimeout   time.Duration // how long in-flight requests may finish
-	TLSConfig         *tls.Config   // nil serves plain HTTP
+	// BodyTimeout is how long a request body may deliver nothing while the
+	// handler waits for it (see bodyDeadlines); 0 means no limit.
+	BodyTimeout time.Duration
+	// MaxConnsPerClient bounds the connections one client address holds
+	// at once (see perClientListener); 0 means no limit.
+	MaxConnsPerClient int
+	TLSConfig         *tls.Config // nil serves plain HTTP
 	CertFile, KeyFile string
+	// CipherSuites names the TLS 1.2 cipher suites to offer; empty means
+	// the AEAD suites of defaultCipherSuites.
+	CipherSuites []string
 }
 
 // Run serves h until ctx is cancelled, then lets in-flight requests finish.
 // ready, if not nil, receives the bound address once listening.
 func Run(ctx context.Context, log *slog.Logger, opts Options, h http.Handler, ready func(net.Addr)) error {
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           bodyDeadlines(h, opts.BodyTimeout),
 		ReadHeaderTimeout: opts.ReadHeaderTimeout,
 		IdleTimeout:       opts.IdleTimeout,
 		MaxHeaderBytes:    opts.MaxHeaderBytes,
@@ -46,11 +57,17 @@ func Run(ctx context.Context, log *slog.Logger, opts Options, h http.Handler, re
 		}
 		srv.TLSConfig = srv.TLSConfig.Clone()
 		srv.TLSConfig.Certificates = append(srv.TLSConfig.Certificates, cert)
+		if srv.TLSConfig.CipherSuites == nil {
+			if srv.TLSConfig.CipherSuites, err = cipherSuites(opts.CipherSuites); err != nil {
+				return err
+			}
+		}
 	}
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", opts.Addr, err)
 	}
+	ln = limitPerClient(ln, opts.MaxConnsPerClient, log)
 	if ready != nil {
 		ready(ln.Addr())
 	}
