@@ -10,6 +10,7 @@ import (
 
 	"github.com/octoserve/octoserve/internal/ocierr"
 	"github.com/octoserve/octoserve/internal/reference"
+	"github.com/octoserve/octoserve/internal/storage"
 )
 
 // Upload sessions. A session is a directory of immutable chunks in the
@@ -103,11 +104,22 @@ func (r *Registry) AppendUpload(ctx context.Context, name, id string, c Chunk) (
 
 // FinishUpload appends a last (possibly empty) chunk, verifies the whole
 // upload against d and makes it blob d of repository name. The blob is
-// durable and verified when this returns nil.
+// durable and verified when this returns nil. A session that received
+// nothing before takes the monolithic path: its body is the blob.
 func (r *Registry) FinishUpload(ctx context.Context, name, id string, d reference.Digest, last Chunk) error {
 	s, err := r.openSession(ctx, name, id)
 	if err != nil {
 		return err
+	}
+	if s.size == 0 && (last.Start <= 0) {
+		err := r.writeBlob(ctx, name, d, last)
+		if e, ok := ocierr.As(err); ok && e.Code == ocierr.SizeInvalid && e.Status == http.StatusRequestEntityTooLarge {
+			_ = r.dropSession(context.WithoutCancel(ctx), s) // it can never finish
+		}
+		if err != nil {
+			return err
+		}
+		return r.dropSession(ctx, s)
 	}
 	if err := r.appendChunk(ctx, s, last, false); err != nil {
 		return err
@@ -121,22 +133,86 @@ func (r *Registry) FinishUpload(ctx context.Context, name, id string, d referenc
 	return r.dropSession(ctx, s)
 }
 
-// PutBlob stores a whole blob in one request (the monolithic upload). Its
-// session is never started: a crash leaves only a chunk nothing refers
-// to, which upload expiry removes.
+// PutBlob stores a whole blob in one request (the monolithic upload).
 func (r *Registry) PutBlob(ctx context.Context, name string, d reference.Digest, body Chunk) error {
-	s := &session{name: name, id: newUploadID(), hashes: map[int64]bool{}}
-	err := r.appendChunk(ctx, s, body, false)
-	if err == nil {
-		err = r.verifyUpload(ctx, s, d)
+	return r.writeBlob(ctx, name, d, body)
+}
+
+// writeBlob streams body straight to blob d, hashing it: the store keeps
+// it invisible until Commit, which happens only once the digest is
+// verified, so a whole blob in one request is written once, with no
+// session and no chunk to copy (on S3: one multipart upload to the final
+// key). Its link is written, and settled (protocol.go), before the blob
+// is published: a collection that judged the blob unlinked has then
+// finished removing the old copy, and one that judges it later sees the
+// link — so the copy published here stays.
+func (r *Registry) writeBlob(ctx context.Context, name string, d reference.Digest, c Chunk) error {
+	lim := r.chunkLimit(0, c.Length)
+	if lim.hit {
+		return lim.err
 	}
-	if err == nil {
-		err = r.storeBlob(ctx, name, d, s.chunkPaths())
+	w, err := r.d.Writer(ctx, blobPath(d), storage.Replace)
+	if err != nil {
+		return fmt.Errorf("storing blob %s: %w", d, err)
 	}
-	if derr := r.dropSession(context.WithoutCancel(ctx), s); err == nil {
-		err = derr
+	committed := false
+	defer func() {
+		if !committed {
+			_ = w.Cancel(context.WithoutCancel(ctx))
+		}
+	}()
+	h := reference.NewHash(d.Algorithm())
+	if c.Body != nil {
+		body := c.Body
+		if c.Length >= 0 {
+			body = io.LimitReader(body, c.Length)
+		}
+		n, err := io.Copy(io.MultiWriter(w, h), lim.wrap(body))
+		if lim.hit {
+			return lim.err
+		}
+		if _, ok := ocierr.As(err); ok {
+			return err
+		}
+		if err != nil {
+			return fmt.Errorf("writing blob %s: %w", d, err)
+		}
+		if c.Length >= 0 && n != c.Length {
+			return ocierr.New(ocierr.SizeInvalid, http.StatusBadRequest, "body has %d bytes, %d were announced", n, c.Length)
+		}
 	}
-	return err
+	if got := reference.FromHash(d.Algorithm(), h); got != d {
+		return ocierr.New(ocierr.DigestInvalid, http.StatusBadRequest, "provided digest did not match uploaded content").
+			WithDetail(map[string]string{"expected": d.String(), "computed": got.String()})
+	}
+	if err := r.settledLink(ctx, name, d); err != nil {
+		return err
+	}
+	committed = true
+	if err := w.Commit(ctx); err != nil {
+		return fmt.Errorf("storing blob %s: %w", d, err)
+	}
+	return r.settledLink(ctx, name, d)
+}
+
+// settledLink links blob d into repository name and returns once the link
+// is there and no collection is judging it or the blob.
+func (r *Registry) settledLink(ctx context.Context, name string, d reference.Digest) error {
+	for try := 1; ; try++ {
+		if err := r.linkBlob(ctx, name, d); err != nil {
+			return err
+		}
+		if err := r.settle(ctx, blobLink(name, d), blobPath(d)); err != nil {
+			return err
+		}
+		ok, err := r.exists(ctx, blobLink(name, d))
+		if err != nil || ok {
+			return err
+		}
+		if try == 3 {
+			return fmt.Errorf("the link of blob %s in %s was removed by garbage collection %d times", d, name, try)
+		}
+	}
 }
 
 // verifyUpload checks that the session's bytes hash to d.

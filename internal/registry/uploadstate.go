@@ -158,6 +158,9 @@ func (r *Registry) appendChunk(ctx context.Context, s *session, c Chunk, keepHas
 	s.chunks, s.size, s.h = append(s.chunks, start), start+n, h
 	if keepHash {
 		r.saveHash(ctx, s)
+		if start > 0 && s.hashes[start] {
+			_ = r.d.Delete(ctx, hashStatePath(s.name, s.id, start)) // superseded
+		}
 	}
 	return r.checkAlive(ctx, s)
 }
