@@ -27,6 +27,12 @@
 #                       `octoserve verify`: --config=FILE or --root=DIR
 # registry_stop kills exactly REGISTRY_PID (TERM, then KILL after 5 s;
 # never by name) and removes the scratch directory.
+#
+# Several at once (replicas of one store): after each registry_start, keep
+# REGISTRY_PID and REGISTRY_SCRATCH (its scratch directory) and call
+# registry_detach, which forgets that server without stopping it so that
+# registry_start starts another; stop each with
+# registry_stop_pid PID SCRATCH (a trap must, as for registry_stop).
 
 # Not inherited: a script run by one that started a registry starts its own.
 REGISTRY_PID="" REGISTRY_SCRATCH="" REGISTRY_ADDR="" REGISTRY_URL="" REGISTRY_ROOT="" REGISTRY_LOG=""
@@ -135,4 +141,14 @@ registry_stop() {
     rm -rf "$REGISTRY_SCRATCH"
     REGISTRY_SCRATCH=""
   fi
+}
+
+registry_detach() {
+  REGISTRY_PID="" REGISTRY_SCRATCH=""
+}
+
+# registry_stop_pid PID SCRATCH: registry_stop for a detached server.
+registry_stop_pid() {
+  local REGISTRY_PID=$1 REGISTRY_SCRATCH=$2
+  registry_stop
 }

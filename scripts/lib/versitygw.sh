@@ -32,6 +32,11 @@
 #                         before versitygw_stop to keep it)
 # versitygw_stop kills exactly VERSITYGW_PID (TERM, then KILL after 5 s;
 # never by name) and removes the scratch directory.
+#
+#   versitygw_storage_config FILE PREFIX
+# writes an octoserve configuration file (mode 600: it holds the key) whose
+# storage section is this server's bucket under key PREFIX, for
+# `octoserve serve/gc/verify --config FILE` (layered under others).
 
 # shellcheck source=lib/port.sh
 . "$(dirname "${BASH_SOURCE[0]}")/port.sh"
@@ -140,6 +145,22 @@ _versitygw_create_bucket() {
     _versitygw_fail "creating bucket $VERSITYGW_BUCKET answered '$code'"
     return 1
   fi
+}
+
+versitygw_storage_config() {
+  local file=$1 prefix=$2
+  (umask 077 && cat >"$file" <<YAML
+storage:
+  s3:
+    endpoint: $VERSITYGW_ENDPOINT
+    region: $VERSITYGW_REGION
+    bucket: $VERSITYGW_BUCKET
+    prefix: $prefix
+    pathStyle: true
+    accessKey: $VERSITYGW_ACCESS_KEY
+    secretKey: $VERSITYGW_SECRET_KEY
+YAML
+  )
 }
 
 _versitygw_fail() {
