@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/octoserve/octoserve/internal/registry"
 )
@@ -50,6 +51,11 @@ func printGCReport(r *registry.GCReport, dryRun bool) {
 	verb := "removed"
 	if dryRun {
 		verb = "would remove"
+	}
+	if !r.Cutoff.IsZero() {
+		// Operators (and tests that must wait until what they wrote is
+		// older than a run's cutoff) read the exact instant here.
+		fmt.Printf("cutoff %s: anything written or used after it was kept\n", r.Cutoff.UTC().Format(time.RFC3339Nano))
 	}
 	for _, m := range r.Manifests {
 		fmt.Printf("%s manifest %s\n", verb, m)

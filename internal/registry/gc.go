@@ -94,6 +94,8 @@ type GCReport struct {
 	Referrers  int      // referrer entries of removed manifests
 	Uploads    int      // abandoned upload sessions removed
 	Skipped    []string // repositories left alone, and why
+
+	Cutoff time.Time // anything written or used after it was kept
 }
 
 const graveDir = "_gc"
@@ -121,6 +123,7 @@ func (r *Registry) CollectGarbage(ctx context.Context, opts GCOptions) (*GCRepor
 		return nil, err
 	}
 	g := &gcRun{r: r, opts: opts, cutoff: time.Now().Add(-opts.MinAge - timestampSlack), report: &GCReport{}, live: map[reference.Digest]bool{}, gone: map[string]bool{}}
+	g.report.Cutoff = g.cutoff
 	repos, err := r.allRepositories(ctx)
 	if err != nil {
 		return nil, err
