@@ -22,12 +22,16 @@ func (a *API) permitted(r *http.Request, name string, access Access) bool {
 }
 
 // mountSource says which repository to mount d from, and whether to try.
+// Without "from" and with automatic mounting off there is nothing to try.
 // With a Permit installed the caller must be allowed to pull the source;
 // a refused source is treated as one that lacks the blob, so the client
 // gets an ordinary upload session and learns nothing. A mount without
 // "from" then takes the first repository the caller may pull that holds
 // d, instead of any blob in the registry.
 func (a *API) mountSource(ctx context.Context, r *http.Request, from string, d reference.Digest) (string, bool, error) {
+	if from == "" && a.noAutomaticMount {
+		return "", false, nil
+	}
 	if a.permit == nil {
 		return from, true, nil
 	}

@@ -42,6 +42,10 @@ type Uploads struct {
 	MaxIdle time.Duration `yaml:"maxIdle"`
 	// PurgeInterval is how often `serve` looks for idle sessions.
 	PurgeInterval time.Duration `yaml:"purgeInterval"`
+	// AutomaticMount lets a mount without "from" (?mount=<digest> alone)
+	// mount a blob the registry already holds (201) instead of opening an
+	// upload session (202). On by default.
+	AutomaticMount bool `yaml:"automaticMount"`
 }
 
 // HTTP configures the listener.
@@ -127,7 +131,7 @@ func Default() Config {
 			FailedLogins: RateLimit{Burst: 10, PerMinute: 10, MaxClients: 10000},
 		},
 		GC:      GC{MinAge: time.Hour},
-		Uploads: Uploads{MaxIdle: 24 * time.Hour, PurgeInterval: 15 * time.Minute},
+		Uploads: Uploads{MaxIdle: 24 * time.Hour, PurgeInterval: 15 * time.Minute, AutomaticMount: true},
 	}
 }
 
