@@ -6,7 +6,8 @@
 #      answer 404 behind a proxy) makes the run exit non-zero, name the
 #      failing specs on one screen and still write the reports;
 #   3. a 2026 run whose config does not load (the suite then exits 0) and
-#      a 2023 run in which no spec executes are failures, not passes;
+#      a 2023 run in which no spec executes are failures, not passes, and
+#      the 2026 verdict is read only once the suite's output is all copied;
 #   4. OCI_AUTOMATIC_CROSSMOUNT=0 and =1 each start octoserve with the
 #      matching uploads.automaticMount, and the suite's spec for that value
 #      passes (and fails against an octoserve set the other way).
@@ -238,6 +239,35 @@ else
   fi
 fi
 unset OCI_USERNAME OCI_PASSWORD
+
+# The runner reads the 2026 verdict from the copy of the suite's output,
+# so that copy must be complete when it looks, even when the terminal
+# takes the output slowly. A stand-in suite prints 96 KiB and then its
+# verdict: enough to fill the pipe to a terminal that reads nothing yet,
+# little enough to end meanwhile. The reader starts reading once the
+# runner has copied the log into the results, or after 3 s if it never
+# does before (as it must not); a runner that copies the log while the
+# output is still on its way finds no verdict in it.
+loud=$SCRATCH/loud-suite
+cat >"$loud" <<'STUB'
+#!/usr/bin/env bash
+head -c 98304 /dev/zero | tr '\0' . | fold -w 63
+printf '\nOCI Conformance Result: Pass\n  Pass.....:          1\n  Total....:          1\n\n'
+STUB
+chmod +x "$loud"
+slow_terminal() {
+  local deadline=$((SECONDS + 3))
+  while [ ! -e "$1" ] && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.05; done
+  cat >"$2"
+}
+OCI_REGISTRY=127.0.0.1:9 CONFORMANCE_V2_SUITE=$loud CONFORMANCE_RESULTS=$SCRATCH/results-slow \
+  scripts/test-conformance-v2.sh 2>&1 | slow_terminal "$SCRATCH/results-slow/v2/conformance.log" "$SCRATCH/run-slow.log" || true
+if grep -q 'printed no result' "$SCRATCH/run-slow.log" ||
+  ! grep -q '^OCI Conformance Result: Pass' "$SCRATCH/results-slow/v2/conformance.log"; then
+  fail slow-terminal-v2 "the verdict was read from an incomplete copy of the output: $(grep -m1 'FAIL' "$SCRATCH/run-slow.log")"
+else
+  pass "slow-terminal-v2 (the verdict was in the copy)"
+fi
 
 # The 2026 suite exits 0 when its config does not load: we must not.
 status=0
