@@ -18,9 +18,50 @@ import (
 	"github.com/octoserve/octoserve/internal/storage/filesystem"
 )
 
-// settle waits until what the test stored so far is older than the
-// cutoff of a collection started now with MinAge 0.
-func settle() { time.Sleep(timestampSlack + 10*time.Millisecond) }
+// settle returns once a collection started now with MinAge 0 counts
+// everything stored under root so far as old. A collection keeps what was
+// written within its store's timestamp slack of its start, and that slack
+// is the backend's business; so rather than sleep a guess, settle runs dry
+// collections until the cutoff they report is past the newest
+// modification time under root (taken once, before the first).
+func settle(t testing.TB, reg *Registry, root string) {
+	t.Helper()
+	newest := newestModTime(t, root)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		report, err := reg.CollectGarbage(context.Background(), GCOptions{DryRun: true})
+		if err != nil {
+			t.Fatalf("dry collection while settling: %v", err)
+		}
+		if report.Cutoff.After(newest) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a minute the collections' cutoff %v is still not past the newest file (%v)", report.Cutoff, newest)
+		}
+		// The cutoff follows the clock: wait about the gap, then look again.
+		time.Sleep(min(newest.Sub(report.Cutoff), time.Second) + time.Millisecond)
+	}
+}
+
+// newestModTime is the latest modification time of anything under root.
+func newestModTime(t testing.TB, root string) time.Time {
+	t.Helper()
+	var newest time.Time
+	err := filepath.Walk(root, func(_ string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		if info.ModTime().After(newest) {
+			newest = info.ModTime()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newest
+}
 
 // pushImage stores config and layers in repo and a manifest over them
 // under tag, and returns the manifest's digest.
@@ -80,7 +121,8 @@ func pullComplete(t testing.TB, reg *Registry, repo, ref string) {
 // exactly the bytes of the layers only the deleted ones used.
 func TestGCFreesExactlyUnsharedLayers(t *testing.T) {
 	ctx := context.Background()
-	reg := newRegistry(t, t.TempDir())
+	root := t.TempDir()
+	reg := newRegistry(t, root)
 	shared := bytes.Repeat([]byte("shared base layer "), 1000)
 	var wantFreed int64
 	digests := map[int]reference.Digest{}
@@ -99,7 +141,7 @@ func TestGCFreesExactlyUnsharedLayers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	settle()
+	settle(t, reg, root)
 	dry, err := reg.CollectGarbage(ctx, GCOptions{DryRun: true})
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +174,7 @@ func TestGCDryRunChangesNothing(t *testing.T) {
 	d := pushImage(t, reg, "r", "v1", []byte("layer"))
 	reg.DeleteManifest(ctx, "r", d.String())
 	before := tree(t, root)
-	settle()
+	settle(t, reg, root)
 	report, err := reg.CollectGarbage(ctx, GCOptions{DryRun: true, DeleteUntagged: true})
 	if err != nil || len(report.Blobs) != 3 {
 		t.Fatalf("dry run: %+v %v", report, err)
@@ -157,7 +199,8 @@ func tree(t *testing.T, root string) string {
 // of kept manifests, and removes the rest.
 func TestGCDeleteUntagged(t *testing.T) {
 	ctx := context.Background()
-	reg := newRegistry(t, t.TempDir())
+	root := t.TempDir()
+	reg := newRegistry(t, root)
 	child := pushImage(t, reg, "r", "child", []byte("child layer"))
 	orphan := pushImage(t, reg, "r", "orphan", []byte("orphan layer"))
 	childBody, _ := reg.GetManifest(ctx, "r", child.String())
@@ -178,7 +221,7 @@ func TestGCDeleteUntagged(t *testing.T) {
 	for _, tag := range []string{"child", "orphan"} {
 		reg.DeleteManifest(ctx, "r", tag)
 	}
-	settle()
+	settle(t, reg, root)
 	report, err := reg.CollectGarbage(ctx, GCOptions{DeleteUntagged: true})
 	if err != nil {
 		t.Fatal(err)
@@ -216,11 +259,43 @@ func TestGCKeepsRecentUploads(t *testing.T) {
 // far shorter than a real one, lose nothing: a push may be refused (its
 // blobs, uploaded longer than the grace period before a run began, were
 // collected: the client pushes again), but every image whose manifest push
-// succeeded pulls completely.
+// succeeded pulls completely. Halfway through, each pusher waits until a
+// collection has freed some of what was deleted, so that collections free
+// garbage while pushes go on however fast or slow the machine is.
 func TestGCConcurrentWithPushes(t *testing.T) {
 	ctx := context.Background()
 	reg := newRegistry(t, t.TempDir())
 	shared := []byte("base layer shared by every image")
+	var (
+		stop            = make(chan struct{})
+		freedSome       = make(chan struct{}) // closed once a collection freed something
+		collectorExited = make(chan struct{})
+		gcErr           = make(chan error, 1)
+		runs            int
+		freed           int64
+	)
+	go func() {
+		defer close(collectorExited)
+		for {
+			select {
+			case <-stop:
+				gcErr <- nil
+				return
+			default:
+			}
+			runs++
+			report, err := reg.CollectGarbage(ctx, GCOptions{MinAge: 100 * time.Millisecond})
+			if err != nil {
+				gcErr <- err
+				return
+			}
+			if freed == 0 && report.BytesFreed > 0 {
+				close(freedSome)
+			}
+			freed += report.BytesFreed
+		}
+	}()
+
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
 	for w := 0; w < 4; w++ {
@@ -229,16 +304,20 @@ func TestGCConcurrentWithPushes(t *testing.T) {
 			defer wg.Done()
 			repo := fmt.Sprintf("w%d", w)
 			for i := 0; i < 25; i++ {
-				tag := fmt.Sprintf("v%d", i)
-				var d reference.Digest
-				var err error
-				for try := 0; try < 20; try++ {
-					if d, err = tryPushImage(reg, repo, tag, shared, []byte(fmt.Sprintf("own %d %d", w, i))); err == nil {
-						break
+				if i == 13 { // v0, v3, ... v12 deleted by now
+					select {
+					case <-freedSome:
+					case <-collectorExited:
+						return // the collection's error is reported below
+					case <-time.After(time.Minute):
+						errs <- fmt.Errorf("%s: no collection freed anything in a minute after the first deletes", repo)
+						return
 					}
 				}
+				tag := fmt.Sprintf("v%d", i)
+				d, err := pushRetrying(reg, repo, tag, shared, []byte(fmt.Sprintf("own %d %d", w, i)))
 				if err != nil {
-					errs <- fmt.Errorf("push %s:%s failed 20 times: %w", repo, tag, err)
+					errs <- err
 					return
 				}
 				if i%3 == 0 { // garbage for the collector
@@ -250,29 +329,9 @@ func TestGCConcurrentWithPushes(t *testing.T) {
 			}
 		}(w)
 	}
-	stop := make(chan struct{})
-	gcDone := make(chan error)
-	runs, freed := 0, int64(0)
-	go func() {
-		for {
-			select {
-			case <-stop:
-				gcDone <- nil
-				return
-			default:
-			}
-			runs++
-			report, err := reg.CollectGarbage(ctx, GCOptions{MinAge: 100 * time.Millisecond})
-			if err != nil {
-				gcDone <- err
-				return
-			}
-			freed += report.BytesFreed
-		}
-	}()
 	wg.Wait()
 	close(stop)
-	if err := <-gcDone; err != nil {
+	if err := <-gcErr; err != nil {
 		t.Fatal(err)
 	}
 	close(errs)
@@ -295,10 +354,27 @@ func TestGCConcurrentWithPushes(t *testing.T) {
 	if v, err := reg.Verify(ctx); err != nil || len(v.Problems) > 0 {
 		t.Fatalf("verify: %v %v", err, v.Problems)
 	}
-	if freed == 0 {
-		t.Fatal("the collections beside the pushes freed nothing: the test tested nothing")
-	}
 	t.Logf("%d collections ran beside the pushes and freed %d bytes", runs, freed)
+}
+
+// pushRetryFor bounds how long a push refused beside collections is
+// retried: a client pushes again until it gets through, and on a loaded
+// machine several tries in a row may each be slower than the grace period.
+const pushRetryFor = 2 * time.Minute
+
+// pushRetrying pushes an image as tryPushImage does, again and again while
+// it is refused, for up to pushRetryFor.
+func pushRetrying(reg *Registry, repo, tag string, layers ...[]byte) (reference.Digest, error) {
+	deadline := time.Now().Add(pushRetryFor)
+	for tries := 1; ; tries++ {
+		d, err := tryPushImage(reg, repo, tag, layers...)
+		if err == nil {
+			return d, nil
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("push %s:%s refused %d times in %v: %w", repo, tag, tries, pushRetryFor, err)
+		}
+	}
 }
 
 // A collection interrupted with objects moved aside is undone.
@@ -383,7 +459,8 @@ func (h *hookDriver) Move(ctx context.Context, src, dst string) error {
 // it back.
 func TestGCKeepsLinkTouchedByConcurrentPush(t *testing.T) {
 	ctx := context.Background()
-	fs, err := filesystem.New(t.TempDir())
+	root := t.TempDir()
+	fs, err := filesystem.New(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,7 +471,7 @@ func TestGCKeepsLinkTouchedByConcurrentPush(t *testing.T) {
 	if err := reg.DeleteManifest(ctx, "r", first.String()); err != nil {
 		t.Fatal(err)
 	}
-	settle() // the links are now older than the run's cutoff
+	settle(t, reg, root) // the links are now older than the run's cutoff
 	var second reference.Digest
 	hook.beforeBury = func() {
 		// The same layer, in a new image, pushed by a client that knows the
@@ -450,7 +527,8 @@ func pushReferrer(t *testing.T, reg *Registry, repo, tag string, subject referen
 // manifest goes with it, and so does its referrer entry.
 func TestGCDeleteUntaggedFollowsSubjects(t *testing.T) {
 	ctx := context.Background()
-	reg := newRegistry(t, t.TempDir())
+	root := t.TempDir()
+	reg := newRegistry(t, root)
 	subject := pushImage(t, reg, "r", "subject", []byte("signed layer"))
 	sig := pushReferrer(t, reg, "r", "subject-sig", subject)
 	doomed := pushImage(t, reg, "r", "doomed", []byte("doomed layer"))
@@ -460,7 +538,7 @@ func TestGCDeleteUntaggedFollowsSubjects(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	settle()
+	settle(t, reg, root)
 	dry, err := reg.CollectGarbage(ctx, GCOptions{DeleteUntagged: true, DryRun: true})
 	if err != nil {
 		t.Fatal(err)
@@ -504,7 +582,7 @@ func TestGCRemovesDanglingReferrerEntry(t *testing.T) {
 	if v, _ := reg.Verify(ctx); len(v.Problems) != 1 {
 		t.Fatalf("verify before gc: %v, want the dangling referrer entry", v.Problems)
 	}
-	settle()
+	settle(t, reg, root)
 	report, err := reg.CollectGarbage(ctx, GCOptions{})
 	if err != nil || report.Referrers != 1 {
 		t.Fatalf("report %+v, %v; want one referrer entry removed", report, err)
@@ -536,7 +614,7 @@ func TestGCLeavesRepositoryWithUnreadableManifest(t *testing.T) {
 	}
 	reg = newRegistry(t, root) // no cached copy of the manifest
 	before := tree(t, filepath.Join(root, "repositories", "broken"))
-	settle()
+	settle(t, reg, root)
 	report, err := reg.CollectGarbage(ctx, GCOptions{DeleteUntagged: true})
 	if err != nil {
 		t.Fatal(err)
@@ -561,7 +639,8 @@ func TestGCLeavesRepositoryWithUnreadableManifest(t *testing.T) {
 // a note for verify, not corruption, and the next collection removes it.
 func TestLinkWithoutBlob(t *testing.T) {
 	ctx := context.Background()
-	reg := newRegistry(t, t.TempDir())
+	root := t.TempDir()
+	reg := newRegistry(t, root)
 	pushImage(t, reg, "r", "v1", []byte("layer"))
 	if err := reg.linkBlob(ctx, "r", reference.FromBytes("sha256", []byte("never stored"))); err != nil {
 		t.Fatal(err)
@@ -570,7 +649,7 @@ func TestLinkWithoutBlob(t *testing.T) {
 	if err != nil || len(v.Problems) != 0 || len(v.Notes) != 1 {
 		t.Fatalf("verify: problems %v notes %v (%v); want one note", v.Problems, v.Notes, err)
 	}
-	settle()
+	settle(t, reg, root)
 	if report, err := reg.CollectGarbage(ctx, GCOptions{}); err != nil || report.Links != 1 || len(report.Blobs) != 0 {
 		t.Fatalf("gc: %+v %v; want the link removed and nothing else", report, err)
 	}
