@@ -32,14 +32,32 @@ func (s *session) gc() int64 {
 	if bin == "" || root == "" {
 		s.t.Skip("OCTOSERVE_BIN and OCTOSERVE_ROOT name the server's binary and data directory; `make test-e2e` sets them")
 	}
-	s.waitUntilOld(bin, root)
+	newest := s.waitUntilOld(bin, root)
 	out := s.must(bin, "gc", "--root", root, "--min-age", "0")
 	m := gcSummary.FindStringSubmatch(out)
 	if m == nil {
 		s.t.Fatalf("gc printed no summary:\n%s", out)
 	}
+	if cutoff := s.gcCutoff(out); !cutoff.After(newest) {
+		s.t.Fatalf("gc's cutoff %s is not past the newest file (%s), though a dry run's just before was: it kept what the test stored",
+			cutoff.Format(time.RFC3339Nano), newest.Format(time.RFC3339Nano))
+	}
 	n, _ := strconv.ParseInt(m[2], 10, 64)
 	return n
+}
+
+// gcCutoff is the cutoff gc printed.
+func (s *session) gcCutoff(out string) time.Time {
+	s.t.Helper()
+	m := gcCutoff.FindStringSubmatch(out)
+	if m == nil {
+		s.t.Fatalf("gc printed no cutoff:\n%s", out)
+	}
+	cutoff, err := time.Parse(time.RFC3339Nano, m[1])
+	if err != nil {
+		s.t.Fatalf("gc printed a cutoff that is not RFC 3339: %v", err)
+	}
+	return cutoff
 }
 
 // waitUntilOld returns once a collection would count everything stored
@@ -49,23 +67,16 @@ func (s *session) gc() int64 {
 // backend; so rather than sleep a guess, it runs `gc --dry-run`, which
 // prints the cutoff it used, until that cutoff is past the newest
 // modification time under root (taken once, before the first dry run:
-// what gc itself writes later does not count).
-func (s *session) waitUntilOld(bin, root string) {
+// what gc itself writes later does not count). It returns that newest
+// modification time.
+func (s *session) waitUntilOld(bin, root string) time.Time {
 	s.t.Helper()
 	newest := newestModTime(s.t, root)
 	deadline := time.Now().Add(cutoffWait)
 	for {
-		out := s.must(bin, "gc", "--root", root, "--min-age", "0", "--dry-run")
-		m := gcCutoff.FindStringSubmatch(out)
-		if m == nil {
-			s.t.Fatalf("gc --dry-run printed no cutoff:\n%s", out)
-		}
-		cutoff, err := time.Parse(time.RFC3339Nano, m[1])
-		if err != nil {
-			s.t.Fatalf("gc --dry-run printed a cutoff that is not RFC 3339: %v", err)
-		}
+		cutoff := s.gcCutoff(s.must(bin, "gc", "--root", root, "--min-age", "0", "--dry-run"))
 		if cutoff.After(newest) {
-			return
+			return newest
 		}
 		if time.Now().After(deadline) {
 			s.t.Fatalf("after %v, gc's cutoff %s is still not past the newest file under %s (%s)", cutoffWait,
