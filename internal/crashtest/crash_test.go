@@ -192,7 +192,7 @@ func verify(t *testing.T, bin, root string) {
 		t.Logf("octoserve verify not available in %s (its usage does not list it); skipped the final fsck", bin)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), verifyTimeout)
 	defer cancel()
 	start := time.Now()
 	out, err := exec.CommandContext(ctx, bin, "verify", "--root", root).CombinedOutput()

@@ -24,6 +24,8 @@ const (
 	// requestTimeout bounds one request (a loopback request to a live
 	// server; requests in flight at a kill fail at once).
 	requestTimeout = time.Minute
+	// verifyTimeout bounds `octoserve verify`, which re-hashes every blob.
+	verifyTimeout = 10 * time.Minute
 )
 
 // server is one octoserve process.
