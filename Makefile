@@ -8,12 +8,12 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 GO_SRC   := $(shell find cmd internal -name '*.go' 2>/dev/null) go.mod go.sum
 
-.PHONY: help build run test test-unit test-conformance test-conformance-quick \
+.PHONY: help build run test test-unit test-conformance test-conformance-automount-off test-conformance-quick \
         test-conformance-v2 build-conformance clean-conformance test-e2e tools \
         test-harness fuzz lint clean test-crash test-s3 test-soak
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-32s %s\n", $$1, $$2}'
 
 build: $(BIN) ## build bin/octoserve
 
@@ -23,7 +23,7 @@ $(BIN): $(GO_SRC)
 run: build ## serve a registry on localhost:5000 with data in ./data
 	./$(BIN) serve --addr localhost:5000 --root ./data
 
-test: lint tools test-unit test-conformance test-conformance-v2 test-harness test-e2e test-crash test-soak test-s3 ## everything that can be tested here
+test: lint tools test-unit test-conformance test-conformance-automount-off test-conformance-v2 test-harness test-e2e test-crash test-soak test-s3 ## everything that can be tested here
 
 test-unit: ## go vet and go test ./... (race detector on)
 	$(GO) vet ./...
@@ -58,8 +58,11 @@ $(SUITE_V1): distribution-spec/conformance/go.mod distribution-spec/conformance/
 $(SUITE_V2): distribution-spec/conformance-v2/go.mod distribution-spec/conformance-v2/go.sum
 	scripts/build-conformance.sh v2
 
-test-conformance: build $(SUITE_V1) ## 2023 suite, all four workflows (reports in test-results/)
+test-conformance: build $(SUITE_V1) ## 2023 suite, all four workflows; OCI_AUTOMATIC_CROSSMOUNT=0: automatic mounting off (reports in test-results/)
 	scripts/test-conformance.sh
+
+test-conformance-automount-off: build $(SUITE_V1) ## 2023 suite with OCI_AUTOMATIC_CROSSMOUNT=0 against octoserve with uploads.automaticMount off (test-results/automount-off/)
+	OCI_AUTOMATIC_CROSSMOUNT=0 CONFORMANCE_RESULTS=test-results/automount-off scripts/test-conformance.sh
 
 test-conformance-quick: build $(SUITE_V1) ## 2023 suite, pull and push workflows only
 	OCI_TEST_CONTENT_DISCOVERY=0 OCI_TEST_CONTENT_MANAGEMENT=0 scripts/test-conformance.sh

@@ -4,29 +4,116 @@ package e2e
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"testing"
+	"time"
 )
 
-var gcSummary = regexp.MustCompile(`removed (\d+) blobs \((\d+) bytes freed\)`)
+var (
+	gcSummary = regexp.MustCompile(`removed (\d+) blobs \((\d+) bytes freed\)`)
+	gcCutoff  = regexp.MustCompile(`(?m)^cutoff (\S+): `)
+)
 
-// gc runs `octoserve gc` on the serving registry's data directory (a
-// separate process beside the live server) and returns the bytes freed.
+// cutoffWait bounds how long gc may take to treat what a test stored as
+// old: the store's timestamp slack (milliseconds on a local disk) plus
+// dry runs on a busy machine.
+const cutoffWait = 2 * time.Minute
+
+// gc runs `octoserve gc --min-age 0` on the serving registry's data
+// directory (a separate process beside the live server) once everything
+// stored so far is older than its cutoff, and returns the bytes freed.
 func (s *session) gc() int64 {
 	s.t.Helper()
 	bin, root := os.Getenv("OCTOSERVE_BIN"), os.Getenv("OCTOSERVE_ROOT")
 	if bin == "" || root == "" {
 		s.t.Skip("OCTOSERVE_BIN and OCTOSERVE_ROOT name the server's binary and data directory; `make test-e2e` sets them")
 	}
+	newest := s.waitUntilOld(bin, root)
 	out := s.must(bin, "gc", "--root", root, "--min-age", "0")
 	m := gcSummary.FindStringSubmatch(out)
 	if m == nil {
 		s.t.Fatalf("gc printed no summary:\n%s", out)
 	}
+	if cutoff := s.gcCutoff(out); !cutoff.After(newest) {
+		s.t.Fatalf("gc's cutoff %s is not past the newest file (%s), though a dry run's just before was: it kept what the test stored",
+			cutoff.Format(time.RFC3339Nano), newest.Format(time.RFC3339Nano))
+	}
 	n, _ := strconv.ParseInt(m[2], 10, 64)
 	return n
+}
+
+// gcCutoff is the cutoff gc printed.
+func (s *session) gcCutoff(out string) time.Time {
+	s.t.Helper()
+	m := gcCutoff.FindStringSubmatch(out)
+	if m == nil {
+		s.t.Fatalf("gc printed no cutoff:\n%s", out)
+	}
+	cutoff, err := time.Parse(time.RFC3339Nano, m[1])
+	if err != nil {
+		s.t.Fatalf("gc printed a cutoff that is not RFC 3339: %v", err)
+	}
+	return cutoff
+}
+
+// waitUntilOld returns once a collection would count everything stored
+// under root so far as older than its cutoff. Even with --min-age 0, gc
+// keeps what was written within its store's timestamp slack of its start
+// (a file's time may lag the clock), and how long that is depends on the
+// backend; so rather than sleep a guess, it runs `gc --dry-run`, which
+// prints the cutoff it used, until that cutoff is past the newest
+// modification time under root (taken once, before the first dry run:
+// what gc itself writes later does not count). It returns that newest
+// modification time.
+func (s *session) waitUntilOld(bin, root string) time.Time {
+	s.t.Helper()
+	newest := newestModTime(s.t, root)
+	deadline := time.Now().Add(cutoffWait)
+	for {
+		cutoff := s.gcCutoff(s.must(bin, "gc", "--root", root, "--min-age", "0", "--dry-run"))
+		if cutoff.After(newest) {
+			return newest
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("after %v, gc's cutoff %s is still not past the newest file under %s (%s)", cutoffWait,
+				cutoff.Format(time.RFC3339Nano), root, newest.Format(time.RFC3339Nano))
+		}
+		// The cutoff follows the clock: wait about the gap, then look again.
+		time.Sleep(min(newest.Sub(cutoff), time.Second) + time.Millisecond)
+	}
+}
+
+// newestModTime is the latest modification time of anything under root.
+func newestModTime(t *testing.T, root string) time.Time {
+	t.Helper()
+	var newest time.Time
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if os.IsNotExist(err) {
+				return nil // removed meanwhile (a temporary file)
+			}
+			return err
+		}
+		info, err := d.Info()
+		if os.IsNotExist(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if info.ModTime().After(newest) {
+			newest = info.ModTime()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("reading modification times under %s: %v", root, err)
+	}
+	return newest
 }
 
 // TestGCWhileServing pushes images sharing a base layer with crane, deletes

@@ -15,6 +15,7 @@
 # Every OCI_* variable below can be overridden from the environment;
 # OCI_USERNAME/OCI_PASSWORD pass through. CONFORMANCE_AUTH=1 runs against
 # an octoserve with basic auth on (and sets the credentials).
+# OCI_AUTOMATIC_CROSSMOUNT=0 runs octoserve with uploads.automaticMount off.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -34,15 +35,30 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/octoserve-conformance.XXXXXX")
 
 conformance_traps test-conformance "$RESULTS" "$WORK"
 
+# OCI_AUTOMATIC_CROSSMOUNT says what a mount without "from" of a blob the
+# registry holds must get: 1 (the default) a mount (201), 0 an upload
+# session (202). The octoserve started here gets the matching
+# uploads.automaticMount, as it gets validation.sparse for the 2026 suite.
+export OCI_AUTOMATIC_CROSSMOUNT=${OCI_AUTOMATIC_CROSSMOUNT:-1}
+case $OCI_AUTOMATIC_CROSSMOUNT in
+  1 | t | T | true | TRUE | True) automatic_mount=true ;;
+  0 | f | F | false | FALSE | False) automatic_mount=false ;;
+  *)
+    echo "test-conformance: OCI_AUTOMATIC_CROSSMOUNT=$OCI_AUTOMATIC_CROSSMOUNT: want 1 (mount without from) or 0 (upload session instead)" >&2
+    exit 2
+    ;;
+esac
+
 if [ -z "${OCI_ROOT_URL:-}" ]; then
-  serve_args=()
+  config=$WORK/octoserve.yaml
+  printf 'uploads:\n  automaticMount: %s\n' "$automatic_mount" >"$config"
   if [ "${CONFORMANCE_AUTH:-0}" = 1 ]; then
     conformance_auth_setup "${OCTOSERVE_BIN:-bin/octoserve}" "$WORK/auth"
-    serve_args+=(--config "$CONFORMANCE_AUTH_CONFIG")
+    conformance_auth_config "$config"
   fi
-  registry_start "${serve_args[@]}"
+  registry_start --config "$config"
   export OCI_ROOT_URL=$REGISTRY_URL
-  echo "test-conformance: octoserve (pid $REGISTRY_PID) at $OCI_ROOT_URL, data in $REGISTRY_ROOT"
+  echo "test-conformance: octoserve (pid $REGISTRY_PID) at $OCI_ROOT_URL, data in $REGISTRY_ROOT, uploads.automaticMount $automatic_mount"
 else
   echo "test-conformance: testing the registry at $OCI_ROOT_URL (OCI_ROOT_URL is set; starting nothing)"
 fi
@@ -56,15 +72,11 @@ export OCI_TEST_CONTENT_MANAGEMENT=${OCI_TEST_CONTENT_MANAGEMENT:-1}
 export OCI_HIDE_SKIPPED_WORKFLOWS=${OCI_HIDE_SKIPPED_WORKFLOWS:-1}
 export OCI_DEBUG=${OCI_DEBUG:-0}
 export OCI_DELETE_MANIFEST_BEFORE_BLOBS=${OCI_DELETE_MANIFEST_BEFORE_BLOBS:-1}
-# octoserve mounts a blob it holds without a "from" repository; "0" would
-# expect the opposite, so the variable is only set when it is 1.
-export OCI_AUTOMATIC_CROSSMOUNT=${OCI_AUTOMATIC_CROSSMOUNT:-1}
-[ "$OCI_AUTOMATIC_CROSSMOUNT" = 1 ] || unset OCI_AUTOMATIC_CROSSMOUNT
 export OCI_REPORT_DIR=$WORK/report
 mkdir -p "$OCI_REPORT_DIR"
 [ -z "${OCI_USERNAME:-}" ] || echo "test-conformance: authenticating as $OCI_USERNAME"
 
-echo "test-conformance: workflows pull=$OCI_TEST_PULL push=$OCI_TEST_PUSH discovery=$OCI_TEST_CONTENT_DISCOVERY management=$OCI_TEST_CONTENT_MANAGEMENT"
+echo "test-conformance: workflows pull=$OCI_TEST_PULL push=$OCI_TEST_PUSH discovery=$OCI_TEST_CONTENT_DISCOVERY management=$OCI_TEST_CONTENT_MANAGEMENT; OCI_AUTOMATIC_CROSSMOUNT=$OCI_AUTOMATIC_CROSSMOUNT"
 status=0
 # The suite writes into its working directory; it runs in this shell (not
 # a subshell) so that the signal traps can stop it at once.

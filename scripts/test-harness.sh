@@ -6,7 +6,11 @@
 #      answer 404 behind a proxy) makes the run exit non-zero, name the
 #      failing specs on one screen and still write the reports;
 #   3. a 2026 run whose config does not load (the suite then exits 0) and
-#      a 2023 run in which no spec executes are failures, not passes.
+#      a 2023 run in which no spec executes are failures, not passes, and
+#      the 2026 verdict is read only once the suite's output is all copied;
+#   4. OCI_AUTOMATIC_CROSSMOUNT=0 and =1 each start octoserve with the
+#      matching uploads.automaticMount, and the suite's spec for that value
+#      passes (and fails against an octoserve set the other way).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -37,15 +41,22 @@ fail() {
   failures=$((failures + 1)) checks=$((checks + 1))
 }
 
-# A stand-in suite that stays running until it is killed, so the signal
-# always arrives mid-run.
+# A stand-in suite that runs until it is killed, so the signal always
+# arrives mid-run. Its mark file, written atomically once it runs, holds
+# its PID (that of the sleep it becomes), to check that it was stopped.
 stub=$SCRATCH/slow-suite
 cat >"$stub" <<'STUB'
 #!/usr/bin/env bash
-touch "$HARNESS_MARK"
-exec sleep 60
+echo "$$" >"$HARNESS_MARK.tmp"
+mv "$HARNESS_MARK.tmp" "$HARNESS_MARK"
+exec sleep infinity
 STUB
 chmod +x "$stub"
+
+# How long a run may take to reach its suite (build nothing, start
+# octoserve): generous, for a loaded machine; a run that exits earlier
+# ends the wait at once.
+HARNESS_START_TIMEOUT=${HARNESS_START_TIMEOUT:-120}
 
 # interrupt_run SIGNAL [v2]: starts a run (of the 2026 suite's runner with
 # v2) in its own process group, waits until both the server and the suite
@@ -67,16 +78,18 @@ interrupt_run() {
   fi
   local pid=$!
   set +m
-  local waited=0
-  while [ ! -e "$HARNESS_MARK" ] && [ "$waited" -lt 200 ]; do
+  local deadline=$((SECONDS + HARNESS_START_TIMEOUT))
+  while [ ! -e "$HARNESS_MARK" ] && [ "$SECONDS" -lt "$deadline" ] && kill -0 "$pid" 2>/dev/null; do
     sleep 0.1
-    waited=$((waited + 1))
   done
   if [ ! -e "$HARNESS_MARK" ]; then
     kill -KILL -- "-$pid" 2>/dev/null || true
-    fail "interrupt-$name" "the run never reached the suite: $(tail -5 "$SCRATCH/run-$name.log")"
+    wait "$pid" 2>/dev/null || true
+    fail "interrupt-$name" "the run never reached the suite (within ${HARNESS_START_TIMEOUT}s, or it exited): $(tail -5 "$SCRATCH/run-$name.log")"
     return
   fi
+  local suite_pid
+  suite_pid=$(cat "$HARNESS_MARK")
   if ! pgrep -f "$tmp/octoserve-test" >/dev/null; then
     fail "interrupt-$name" "no octoserve was running during the run"
   fi
@@ -85,7 +98,10 @@ interrupt_run() {
   local left
   left=$(pgrep -f "$tmp" || true)
   rm -f "$HARNESS_MARK"
-  if [ -n "$left" ]; then
+  if kill -0 "$suite_pid" 2>/dev/null; then
+    fail "interrupt-$name" "the suite (pid $suite_pid) was left running"
+    kill -KILL "$suite_pid" 2>/dev/null || true
+  elif [ -n "$left" ]; then
     fail "interrupt-$name" "processes left behind: $(ps -o pid=,args= -p "${left//$'\n'/,}")"
     printf '%s\n' "$left" | xargs -r kill -KILL 2>/dev/null || true
   elif [ -n "$(ls -A "$tmp")" ]; then
@@ -166,15 +182,24 @@ else
   registry_start
   UPSTREAM=$REGISTRY_URL "$SCRATCH/notags/notags" >"$SCRATCH/notags/addr" 2>"$SCRATCH/notags/err" &
   proxy_pid=$!
-  for _ in $(seq 50); do [ -s "$SCRATCH/notags/addr" ] && break; sleep 0.1; done
+  deadline=$((SECONDS + HARNESS_START_TIMEOUT))
+  # The address is printed in one write, once the proxy listens.
+  while ! grep -q . "$SCRATCH/notags/addr" && [ "$SECONDS" -lt "$deadline" ] && kill -0 "$proxy_pid" 2>/dev/null; do
+    sleep 0.1
+  done
   status=0
-  OCI_ROOT_URL=http://$(head -n 1 "$SCRATCH/notags/addr") CONFORMANCE_RESULTS=$SCRATCH/results-notags \
-    scripts/test-conformance.sh >"$SCRATCH/run-notags.log" 2>&1 || status=$?
+  proxy_addr=$(head -n 1 "$SCRATCH/notags/addr")
+  if [ -n "$proxy_addr" ]; then
+    OCI_ROOT_URL=http://$proxy_addr CONFORMANCE_RESULTS=$SCRATCH/results-notags \
+      scripts/test-conformance.sh >"$SCRATCH/run-notags.log" 2>&1 || status=$?
+  fi
   kill "$proxy_pid" 2>/dev/null || true
   wait "$proxy_pid" 2>/dev/null || true
   proxy_pid=""
   registry_stop
-  if [ "$status" -eq 0 ]; then
+  if [ -z "$proxy_addr" ]; then
+    fail tags-404 "the proxy printed no address (within ${HARNESS_START_TIMEOUT}s, or it exited): $(cat "$SCRATCH/notags/err")"
+  elif [ "$status" -eq 0 ]; then
     fail tags-404 "the run passed against a registry that 404s tag lists"
   elif ! grep -q '^  - .*Content Discovery.*tags' "$SCRATCH/run-notags.log"; then
     fail tags-404 "the summary names no failing tag-list spec: $(tail -20 "$SCRATCH/run-notags.log")"
@@ -215,6 +240,35 @@ else
 fi
 unset OCI_USERNAME OCI_PASSWORD
 
+# The runner reads the 2026 verdict from the copy of the suite's output,
+# so that copy must be complete when it looks, even when the terminal
+# takes the output slowly. A stand-in suite prints 96 KiB and then its
+# verdict: enough to fill the pipe to a terminal that reads nothing yet,
+# little enough to end meanwhile. The reader starts reading once the
+# runner has copied the log into the results, or after 3 s if it never
+# does before (as it must not); a runner that copies the log while the
+# output is still on its way finds no verdict in it.
+loud=$SCRATCH/loud-suite
+cat >"$loud" <<'STUB'
+#!/usr/bin/env bash
+head -c 98304 /dev/zero | tr '\0' . | fold -w 63
+printf '\nOCI Conformance Result: Pass\n  Pass.....:          1\n  Total....:          1\n\n'
+STUB
+chmod +x "$loud"
+slow_terminal() {
+  local deadline=$((SECONDS + 3))
+  while [ ! -e "$1" ] && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.05; done
+  cat >"$2"
+}
+OCI_REGISTRY=127.0.0.1:9 CONFORMANCE_V2_SUITE=$loud CONFORMANCE_RESULTS=$SCRATCH/results-slow \
+  scripts/test-conformance-v2.sh 2>&1 | slow_terminal "$SCRATCH/results-slow/v2/conformance.log" "$SCRATCH/run-slow.log" || true
+if grep -q 'printed no result' "$SCRATCH/run-slow.log" ||
+  ! grep -q '^OCI Conformance Result: Pass' "$SCRATCH/results-slow/v2/conformance.log"; then
+  fail slow-terminal-v2 "the verdict was read from an incomplete copy of the output: $(grep -m1 'FAIL' "$SCRATCH/run-slow.log")"
+else
+  pass "slow-terminal-v2 (the verdict was in the copy)"
+fi
+
 # The 2026 suite exits 0 when its config does not load: we must not.
 status=0
 OCI_VERSION=no-such-version CONFORMANCE_RESULTS=$SCRATCH/results-badconfig \
@@ -238,6 +292,63 @@ elif ! grep -q 'no spec ran' "$SCRATCH/run-empty.log"; then
   fail zero-specs "no explanation printed: $(tail -5 "$SCRATCH/run-empty.log")"
 else
   pass "zero-specs (exit $status)"
+fi
+
+# OCI_AUTOMATIC_CROSSMOUNT, both values: the runner starts octoserve with
+# the matching uploads.automaticMount, so the suite's spec for that value
+# (a mount without "from" of a blob the registry holds: 201 for 1, 202
+# for 0) runs and passes. Against an octoserve set the other way the same
+# spec fails, and so does the run: the spec really tells them apart. Only
+# the push workflow runs: the spec is in it.
+mount_spec() {
+  if [ "$1" = 0 ]; then
+    echo "automatic content discovery disabled should return a 202"
+  else
+    echo "automatic content discovery enabled should return a 201"
+  fi
+}
+for v in 0 1; do
+  spec=$(mount_spec "$v")
+  status=0
+  OCI_TEST_PULL=0 OCI_TEST_CONTENT_DISCOVERY=0 OCI_TEST_CONTENT_MANAGEMENT=0 \
+    OCI_AUTOMATIC_CROSSMOUNT=$v CONFORMANCE_RESULTS=$SCRATCH/results-mount-$v \
+    scripts/test-conformance.sh >"$SCRATCH/run-mount-$v.log" 2>&1 || status=$?
+  if [ "$status" -ne 0 ]; then
+    fail "automatic-mount-$v" "the run failed (exit $status): $(tail -20 "$SCRATCH/run-mount-$v.log")"
+  elif ! grep -q "uploads.automaticMount $([ "$v" = 0 ] && echo false || echo true)\$" "$SCRATCH/run-mount-$v.log"; then
+    fail "automatic-mount-$v" "the runner did not start octoserve with the matching setting: $(grep -m1 'octoserve (pid' "$SCRATCH/run-mount-$v.log")"
+  elif ! grep -F "$spec" "$SCRATCH/results-mount-$v/junit.xml" | grep -q 'status="passed"'; then
+    fail "automatic-mount-$v" "the spec \"$spec\" did not run and pass"
+  else
+    pass "automatic-mount-$v (\"$spec\" passed)"
+  fi
+
+  mismatch=$SCRATCH/mount-mismatch-$v.yaml
+  printf 'uploads:\n  automaticMount: %s\n' "$([ "$v" = 0 ] && echo true || echo false)" >"$mismatch"
+  registry_start --config "$mismatch"
+  status=0
+  OCI_TEST_PULL=0 OCI_TEST_CONTENT_DISCOVERY=0 OCI_TEST_CONTENT_MANAGEMENT=0 \
+    OCI_ROOT_URL=$REGISTRY_URL OCI_AUTOMATIC_CROSSMOUNT=$v CONFORMANCE_RESULTS=$SCRATCH/results-mismatch-$v \
+    scripts/test-conformance.sh >"$SCRATCH/run-mismatch-$v.log" 2>&1 || status=$?
+  registry_stop
+  if [ "$status" -eq 0 ]; then
+    fail "automatic-mount-mismatch-$v" "the run passed against an octoserve set the other way"
+  elif ! grep -F "$spec" "$SCRATCH/run-mismatch-$v.log" | grep -q '^  - '; then
+    fail "automatic-mount-mismatch-$v" "the summary does not name \"$spec\": $(tail -20 "$SCRATCH/run-mismatch-$v.log")"
+  else
+    pass "automatic-mount-mismatch-$v (exit $status, \"$spec\" failed)"
+  fi
+done
+
+status=0
+OCI_AUTOMATIC_CROSSMOUNT=sometimes CONFORMANCE_RESULTS=$SCRATCH/results-mount-bad \
+  scripts/test-conformance.sh >"$SCRATCH/run-mount-bad.log" 2>&1 || status=$?
+if [ "$status" -eq 0 ]; then
+  fail automatic-mount-bad-value "OCI_AUTOMATIC_CROSSMOUNT=sometimes was accepted"
+elif ! grep -q 'want 1' "$SCRATCH/run-mount-bad.log"; then
+  fail automatic-mount-bad-value "no explanation printed: $(tail -5 "$SCRATCH/run-mount-bad.log")"
+else
+  pass "automatic-mount-bad-value (exit $status)"
 fi
 
 cd "$ROOT"

@@ -53,7 +53,7 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	apiOpts := []api.Option{api.WithLogger(log)}
+	apiOpts := []api.Option{api.WithLogger(log), api.WithAutomaticMount(cfg.Uploads.AutomaticMount)}
 	if cfg.Auth.Htpasswd != "" {
 		authn, err := auth.New(cfg.Auth, log)
 		if err != nil {

@@ -32,6 +32,9 @@ type API struct {
 	permit Permit
 	log    *slog.Logger
 	routes map[Kind]map[string]handlerFunc
+	// noAutomaticMount answers a mount without "from" with an upload
+	// session, as a registry without automatic content discovery does.
+	noAutomaticMount bool
 }
 
 // Option configures an API.
@@ -39,6 +42,12 @@ type Option func(*API)
 
 // WithLogger logs internal errors to log (default: discarded).
 func WithLogger(log *slog.Logger) Option { return func(a *API) { a.log = log } }
+
+// WithAutomaticMount says whether a mount request without "from"
+// (?mount=<digest> alone) mounts a blob the registry already holds (on,
+// the default: 201 and no upload) or is answered like a mount from a
+// repository that lacks it (off: 202 and an upload session).
+func WithAutomaticMount(on bool) Option { return func(a *API) { a.noAutomaticMount = !on } }
 
 // WithGuard runs g before every routed request.
 func WithGuard(g Guard) Option { return func(a *API) { a.guard = g } }

@@ -1,10 +1,12 @@
 package api_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/octoserve/octoserve/internal/api"
 	"github.com/octoserve/octoserve/internal/registry"
 )
 
@@ -229,6 +231,54 @@ func TestMount(t *testing.T) {
 	// Mounting from a repository that lacks the blob does not leak it.
 	resp, body = e.do("POST", "/v2/fourth/blobs/uploads/?mount="+d+"&from=empty", nil, nil)
 	e.expect(resp, body, http.StatusAccepted, "")
+}
+
+// A mount without "from" mounts a blob the registry holds only while
+// automatic mounting is on (uploads.automaticMount); off, it is answered
+// with an upload session that then takes the blob, as the 2023 suite
+// expects with OCI_AUTOMATIC_CROSSMOUNT=0. A mount with "from" works
+// either way, also with a Permit installed (auth on).
+func TestAutomaticMount(t *testing.T) {
+	allowAll := api.WithPermit(func(context.Context, string, api.Access) bool { return true })
+	for _, tc := range []struct {
+		name string
+		opts []api.Option
+		want int // status of ?mount=<held blob> without from
+	}{
+		{"default", nil, http.StatusCreated},
+		{"on", []api.Option{api.WithAutomaticMount(true)}, http.StatusCreated},
+		{"off", []api.Option{api.WithAutomaticMount(false)}, http.StatusAccepted},
+		{"on with a permit", []api.Option{allowAll, api.WithAutomaticMount(true)}, http.StatusCreated},
+		{"off with a permit", []api.Option{allowAll, api.WithAutomaticMount(false)}, http.StatusAccepted},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, registry.Options{}, tc.opts...)
+			data := []byte("layer the registry holds")
+			d := e.pushBlob("src", data)
+
+			resp, body := e.do("POST", "/v2/dst/blobs/uploads/?mount="+d, nil, nil)
+			e.expect(resp, body, tc.want, "")
+			if tc.want == http.StatusCreated {
+				if loc := resp.Header.Get("Location"); loc != "/v2/dst/blobs/"+d {
+					t.Fatalf("mount Location %q", loc)
+				}
+				resp, body = e.do("GET", "/v2/dst/blobs/"+d, nil, nil)
+				e.expect(resp, body, http.StatusOK, "")
+			} else {
+				loc := resp.Header.Get("Location")
+				if !strings.HasPrefix(loc, "/v2/dst/blobs/uploads/") || resp.Header.Get("Docker-Upload-UUID") == "" {
+					t.Fatalf("202 without an upload session: Location %q", loc)
+				}
+				resp, body = e.do("HEAD", "/v2/dst/blobs/"+d, nil, nil)
+				e.expect(resp, body, http.StatusNotFound, "")
+				resp, body = e.do("PUT", loc+"?digest="+d, data, nil)
+				e.expect(resp, body, http.StatusCreated, "")
+			}
+			// Named source: mounted whatever the setting.
+			resp, body = e.do("POST", "/v2/other/blobs/uploads/?mount="+d+"&from=src", nil, nil)
+			e.expect(resp, body, http.StatusCreated, "")
+		})
+	}
 }
 
 func TestSHA512Blob(t *testing.T) {

@@ -28,14 +28,14 @@ type env struct {
 	root string
 }
 
-func newEnv(t *testing.T, opts registry.Options) *env {
+func newEnv(t *testing.T, opts registry.Options, apiOpts ...api.Option) *env {
 	t.Helper()
 	root := t.TempDir()
 	d, err := filesystem.New(root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.New(registry.New(d, opts)))
+	srv := httptest.NewServer(api.New(registry.New(d, opts), apiOpts...))
 	t.Cleanup(srv.Close)
 	return &env{t: t, srv: srv, root: root}
 }

@@ -25,6 +25,7 @@ func (a *API) permitted(r *http.Request, name string, access Access) bool {
 }
 
 // mountSource says which repository to mount d from, and whether to try.
+// Without "from" and with automatic mounting off there is nothing to try.
 // With a Permit installed the caller must be allowed to pull the source;
 // a refused source is treated as one that lacks the blob, so the client
 // gets an ordinary upload session and learns nothing. A mount without
@@ -32,6 +33,9 @@ func (a *API) permitted(r *http.Request, name string, access Access) bool {
 // d, instead of any blob in the registry; the repositories holding d are
 // one listing beside the blob, not a scan of every repository.
 func (a *API) mountSource(ctx context.Context, r *http.Request, from string, d reference.Digest) (string, bool, error) {
+	if from == "" && a.noAutomaticMount {
+		return "", false, nil
+	}
 	if a.permit == nil {
 		return from, true, nil
 	}

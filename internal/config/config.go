@@ -52,6 +52,10 @@ type Uploads struct {
 	// MaxPerRepository bounds the sessions open at once in one
 	// repository; 0 means no limit.
 	MaxPerRepository int `yaml:"maxPerRepository"`
+	// AutomaticMount lets a mount without "from" (?mount=<digest> alone)
+	// mount a blob the registry already holds (201) instead of opening an
+	// upload session (202). On by default.
+	AutomaticMount bool `yaml:"automaticMount"`
 }
 
 // HTTP configures the listener.
@@ -169,7 +173,7 @@ func Default() Config {
 			FailedLogins: RateLimit{Burst: 10, PerMinute: 10, MaxClients: 10000},
 		},
 		GC:      GC{MinAge: time.Hour},
-		Uploads: Uploads{MaxIdle: 24 * time.Hour, PurgeInterval: 15 * time.Minute, MaxPerRepository: 1000},
+		Uploads: Uploads{MaxIdle: 24 * time.Hour, PurgeInterval: 15 * time.Minute, MaxPerRepository: 1000, AutomaticMount: true},
 	}
 }
 

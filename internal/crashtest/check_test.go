@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/octoserve/octoserve/internal/storage"
 )
@@ -62,7 +61,7 @@ type answer struct {
 // supposed to be up) and yields status 0.
 func (k *checker) get(method, path, accept string) answer {
 	k.requests++
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, k.base+path, nil)
 	if err != nil {

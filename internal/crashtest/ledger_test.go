@@ -43,6 +43,7 @@ type ledger struct {
 	repos          map[string]bool
 	protocol       []string // answers that no correct registry gives
 	pushed         map[int]*roundStats
+	tagged         chan struct{} // closed when the first tag is acknowledged
 }
 
 type roundStats struct{ blobsAcked, manifestsAcked, tagsAcked, transportErrs int }
@@ -61,6 +62,7 @@ func newLedger() *ledger {
 		referrersAcked: map[key]map[string]bool{},
 		repos:          map[string]bool{},
 		pushed:         map[int]*roundStats{},
+		tagged:         make(chan struct{}),
 	}
 }
 
@@ -146,6 +148,9 @@ func (l *ledger) ackManifest(m *manifestRec) {
 	st.manifestsAcked++
 	if m.tag != "" {
 		tk := key{m.repo, m.tag}
+		if len(l.tagsAcked) == 0 {
+			close(l.tagged)
+		}
 		l.tagsAcked[tk] = m.digest
 		if _, ok := l.tagRound[tk]; !ok {
 			l.tagRound[tk] = m.round

@@ -13,9 +13,20 @@ import (
 	"time"
 )
 
-// startTimeout bounds how long a (re)started octoserve may take to log
-// that it listens.
-const startTimeout = 20 * time.Second
+// Deadlines that only stop a test of an octoserve that hangs; each leaves
+// a loaded machine ample room.
+const (
+	// startTimeout bounds how long a (re)started octoserve may take to log
+	// that it listens (and, in round 1, to acknowledge a first tag).
+	startTimeout = time.Minute
+	// stopTimeout bounds a graceful shutdown after SIGTERM.
+	stopTimeout = time.Minute
+	// requestTimeout bounds one request (a loopback request to a live
+	// server; requests in flight at a kill fail at once).
+	requestTimeout = time.Minute
+	// verifyTimeout bounds `octoserve verify`, which re-hashes every blob.
+	verifyTimeout = 10 * time.Minute
+)
 
 // server is one octoserve process.
 type server struct {
@@ -87,9 +98,9 @@ func (s *server) stop(t *testing.T) {
 		if s.err != nil {
 			t.Errorf("octoserve exited with %v after SIGTERM; its output:\n%s", s.err, s.log.String())
 		}
-	case <-time.After(15 * time.Second):
+	case <-time.After(stopTimeout):
 		s.kill()
-		t.Errorf("octoserve did not exit within 15s of SIGTERM; killed it")
+		t.Errorf("octoserve did not exit within %v of SIGTERM; killed it", stopTimeout)
 	}
 }
 

@@ -3,6 +3,7 @@ package securitytest
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -63,6 +64,7 @@ type world struct {
 	t     testing.TB
 	root  string
 	url   string
+	hc    *http.Client // the guarded server's own client (see newWorld)
 	admin *client
 	seeds map[string]content
 }
@@ -84,7 +86,12 @@ func newWorld(t testing.TB, ac config.Auth, users map[string]string, opts regist
 	open := httptest.NewServer(api.New(reg))
 	t.Cleanup(guarded.Close)
 	t.Cleanup(open.Close)
-	w := &world{t: t, root: root, url: guarded.URL, admin: &client{t: t, base: open.URL}, seeds: map[string]content{}}
+	// Each world talks through its servers' own clients, never
+	// http.DefaultClient: worlds run in parallel, and closing a test server
+	// closes the default transport's idle connections, which breaks a
+	// request another world is just starting on one of them.
+	w := &world{t: t, root: root, url: guarded.URL, hc: guarded.Client(),
+		admin: &client{t: t, base: open.URL, hc: open.Client()}, seeds: map[string]content{}}
 	for _, r := range repos {
 		w.seeds[r] = seed(t, w.admin, r)
 	}
@@ -92,7 +99,7 @@ func newWorld(t testing.TB, ac config.Auth, users map[string]string, opts regist
 }
 
 func (w *world) as(user, pass string) *client {
-	return &client{t: w.t, base: w.url, user: user, pass: pass}
+	return &client{t: w.t, base: w.url, user: user, pass: pass, hc: w.hc}
 }
 
 type caller struct{ name, user, pass string }

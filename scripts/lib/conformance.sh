@@ -3,7 +3,7 @@
 # a suite so that a signal stops it, cleaning up, and summarising results.
 # Needs scripts/lib/registry.sh sourced first.
 
-SUITE_PID=""
+SUITE_PID="" SUITE_TEE_PID=""
 
 # suite_binary NAME PATH: prints the absolute path of a built suite, or
 # says how to build it and exits 2.
@@ -20,25 +20,45 @@ CONFORMANCE_MAX_LISTED=${CONFORMANCE_MAX_LISTED:-20}
 
 # run_suite LOG CMD...: runs CMD in the background (so that INT and TERM
 # reach this shell's traps at once), copying its output to the terminal and
-# to LOG; returns CMD's exit status.
+# to LOG; returns CMD's exit status once LOG holds all of its output. The
+# copy is a tee of our own, fed through a FIFO next to LOG, so that it can
+# be waited for: the caller reads LOG (the 2026 verdict is in its last
+# lines) and a tee still writing would be a race.
 run_suite() {
-  local log=$1
+  local log=$1 fifo=$1.fifo
   shift
-  "$@" > >(tee "$log") 2>&1 &
+  rm -f "$fifo"
+  mkfifo "$fifo"
+  tee "$log" <"$fifo" &
+  SUITE_TEE_PID=$!
+  "$@" >"$fifo" 2>&1 &
   SUITE_PID=$!
   local status=0
   wait "$SUITE_PID" || status=$?
   SUITE_PID=""
+  wait_suite_tee
+  rm -f "$fifo"
   return "$status"
 }
 
-# stop_suite: kills a suite still running (from a trap).
+# wait_suite_tee: waits for the copy of the suite's output to end (it ends
+# when the suite, the only writer, has exited).
+wait_suite_tee() {
+  if [ -n "$SUITE_TEE_PID" ]; then
+    wait "$SUITE_TEE_PID" 2>/dev/null || true
+    SUITE_TEE_PID=""
+  fi
+}
+
+# stop_suite: kills a suite still running (from a trap) and waits for it
+# and for the copy of its output.
 stop_suite() {
   if [ -n "$SUITE_PID" ]; then
     kill -TERM "$SUITE_PID" 2>/dev/null || true
     wait "$SUITE_PID" 2>/dev/null || true
     SUITE_PID=""
   fi
+  wait_suite_tee
 }
 
 # conformance_traps NAME RESULTS WORK: on exit, whatever the cause, stop

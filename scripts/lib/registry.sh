@@ -11,8 +11,8 @@
 # 127.0.0.1 with port 0, so the kernel picks a free port, on a fresh data
 # directory under a mktemp -d scratch directory, and waits until GET /v2/
 # answers (200, or 401 when auth is on) for at most REGISTRY_START_TIMEOUT
-# seconds (default 20), printing the tail of the server log if it never
-# does. It sets and exports:
+# seconds (default 60, room for a loaded machine), printing the tail of the
+# server log if it never does. It sets and exports:
 #   REGISTRY_ADDR  127.0.0.1:PORT           REGISTRY_URL  http://127.0.0.1:PORT
 #   REGISTRY_PID   the server's PID         REGISTRY_ROOT its data directory
 #   REGISTRY_LOG   its log file (inside the scratch directory: copy it
@@ -60,7 +60,7 @@ _registry_on_exit() {
 
 # shellcheck disable=SC2120 # extra arguments are optional
 registry_start() {
-  local bin=${OCTOSERVE_BIN:-bin/octoserve} timeout=${REGISTRY_START_TIMEOUT:-20}
+  local bin=${OCTOSERVE_BIN:-bin/octoserve} timeout=${REGISTRY_START_TIMEOUT:-60}
   if [ ! -x "$bin" ]; then
     echo "registry: $bin is not built (run make build)" >&2
     return 1
