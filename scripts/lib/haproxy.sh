@@ -15,9 +15,10 @@
 #     in order) balanced round-robin, every request on its own, with no
 #     stickiness of any kind;
 #   - a health check GET /v2/ (200, or 401 with auth on) every
-#     HAPROXY_CHECK_INTERVAL (default 250ms); a server is marked down
-#     after 2 failed checks, or at once when a connection to it fails
-#     (observe layer4), and up again after 2 good ones;
+#     HAPROXY_CHECK_INTERVAL (default 250ms), each given 5 s (a loaded
+#     machine is slow, not down); a server is marked down after 3 failed
+#     checks, or at once when a connection to it fails (observe layer4),
+#     and up again after 2 good ones;
 #   - retries 3 with option redispatch 1: a request that cannot connect
 #     to its server is sent to another one. A request a server dies
 #     while answering is answered 502 or cut off (HAProxy never sends a
@@ -105,7 +106,7 @@ defaults
   timeout server 10m
   timeout http-request 30s
   timeout queue 30s
-  timeout check 2s
+  timeout check 5s
   retries 3
   option redispatch 1
 
@@ -119,7 +120,7 @@ backend $HAPROXY_BACKEND
   balance roundrobin
   option httpchk GET /v2/
   http-check expect rstatus ^(200|401)\$
-  default-server check inter $inter fall 2 rise 2 observe layer4 error-limit 1 on-error mark-down
+  default-server check inter $inter fall 3 rise 2 observe layer4 error-limit 1 on-error mark-down
 EOF
   for server in "$@"; do
     i=$((i + 1))
