@@ -174,7 +174,7 @@ step_crash() {
 }
 
 step_gc() {
-  go_test "$RESULTS/gc.log" -race -timeout 10m -run '^TestGCBesideLiveServer$/^s3$' ./internal/gc/
+  go_test "$RESULTS/gc.log" -timeout 10m -run '^TestGCBesideLiveServer$/^s3$' ./internal/gc/
 }
 
 step_bench() {
