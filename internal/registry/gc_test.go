@@ -369,7 +369,6 @@ func pushRetrying(reg *Registry, repo, tag string, layers ...[]byte) (reference.
 	}
 }
 
-
 func TestPurgeUploads(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
