@@ -68,7 +68,7 @@ func serve(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	go gc.Run(ctx, log, reg, cfg.GC, cfg.Uploads)
+	go gc.Run(ctx, log, reg, cfg.GC, cfg.Uploads, nil)
 	return server.Run(ctx, log, server.Options{
 		Addr:              cfg.HTTP.Addr,
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
