@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -53,15 +54,17 @@ var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1
 var sizeBuckets = prometheus.ExponentialBuckets(256, 4, 13)
 
 // httpMetrics is the httplog.Observer: the metrics of every request.
-// Observers per (kind, method) are looked up once, at start, so that a
-// request costs a few atomic additions and one label lookup (its code).
+// The series of a (kind, method, code) and of a (kind, method) are looked
+// up once, on first use, so that a request costs a few atomic additions,
+// and a route never used exports no empty histogram.
 type httpMetrics struct {
-	requests *prometheus.CounterVec
-	byCode   sync.Map // requestKey -> prometheus.Counter, to skip the label lookup
-	duration [kindOther + 1][len(methodNames)]prometheus.Observer
-	reqSize  [kindOther + 1]prometheus.Observer
-	respSize [kindOther + 1]prometheus.Observer
-	inFlight prometheus.Gauge
+	requests    *prometheus.CounterVec
+	byCode      sync.Map // requestKey -> prometheus.Counter
+	durationVec *prometheus.HistogramVec
+	duration    [kindOther + 1][len(methodNames)]atomic.Pointer[prometheus.Observer]
+	reqSize     [kindOther + 1]prometheus.Observer
+	respSize    [kindOther + 1]prometheus.Observer
+	inFlight    prometheus.Gauge
 
 	uploadsStarted, uploadsFinished, uploadsCancelled, mounts prometheus.Counter
 }
@@ -83,7 +86,7 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 		uploadsCancelled: counter("uploads_cancelled_total", "Upload sessions cancelled by the client (DELETE answered 204)."),
 		mounts:           counter("blob_mounts_total", "Blobs mounted from another repository instead of uploaded (POST with mount answered 201)."),
 	}
-	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	h.durationVec = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: namespace, Name: "http_request_duration_seconds",
 		Help:    "Time from the request's headers to the end of its response, by route kind and method.",
 		Buckets: latencyBuckets,
@@ -99,14 +102,10 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 		Buckets: sizeBuckets,
 	}, []string{"kind"})
 	for k := 0; k <= kindOther; k++ {
-		kind := kindName(k)
-		for m, method := range methodNames {
-			h.duration[k][m] = duration.WithLabelValues(kind, method)
-		}
-		h.reqSize[k] = reqSize.WithLabelValues(kind)
-		h.respSize[k] = respSize.WithLabelValues(kind)
+		h.reqSize[k] = reqSize.WithLabelValues(kindName(k))
+		h.respSize[k] = respSize.WithLabelValues(kindName(k))
 	}
-	reg.MustRegister(h.requests, h.inFlight, duration, reqSize, respSize,
+	reg.MustRegister(h.requests, h.inFlight, h.durationVec, reqSize, respSize,
 		h.uploadsStarted, h.uploadsFinished, h.uploadsCancelled, h.mounts)
 	return h
 }
@@ -131,7 +130,7 @@ func (h *httpMetrics) Finished(r *http.Request, res httplog.Result) {
 	h.inFlight.Dec()
 	k, m := kindIndex(r.URL.Path), methodIndex(r.Method)
 	h.requestCounter(k, m, res.Status).Inc()
-	h.duration[k][m].Observe(res.Duration.Seconds())
+	h.durationOf(k, m).Observe(res.Duration.Seconds())
 	h.reqSize[k].Observe(float64(res.BytesIn))
 	h.respSize[k].Observe(float64(res.BytesOut))
 	if k == int(api.KindUpload) {
@@ -149,6 +148,15 @@ func (h *httpMetrics) requestCounter(k, m, code int) prometheus.Counter {
 	c := h.requests.WithLabelValues(kindName(k), methodNames[m], strconv.Itoa(code))
 	h.byCode.Store(key, c)
 	return c
+}
+
+func (h *httpMetrics) durationOf(k, m int) prometheus.Observer {
+	if o := h.duration[k][m].Load(); o != nil {
+		return *o
+	}
+	o := h.durationVec.WithLabelValues(kindName(k), methodNames[m])
+	h.duration[k][m].Store(&o)
+	return o
 }
 
 // countUpload counts an upload request's outcome from its method and
