@@ -23,6 +23,21 @@ type Config struct {
 	TLS        TLS        `yaml:"tls"`
 	GC         GC         `yaml:"gc"`
 	Uploads    Uploads    `yaml:"uploads"`
+	Metrics    Metrics    `yaml:"metrics"`
+}
+
+// Metrics configures the metrics and debug address: /metrics, pprof,
+// /healthz and /readyz, apart from the public API (docs/operations.md).
+type Metrics struct {
+	// Addr is where to serve them; "" turns them off.
+	Addr string `yaml:"addr"`
+	// Htpasswd, when set, asks for basic authentication there (any user
+	// of this bcrypt htpasswd file); otherwise bind Addr to loopback or a
+	// private network.
+	Htpasswd string `yaml:"htpasswd"`
+	// UsageInterval is how often the stored bytes per repository are
+	// counted, in the background (also after each collection).
+	UsageInterval time.Duration `yaml:"usageInterval"`
 }
 
 // GC configures garbage collection inside `serve` and the defaults of
@@ -174,6 +189,7 @@ func Default() Config {
 		},
 		GC:      GC{MinAge: time.Hour},
 		Uploads: Uploads{MaxIdle: 24 * time.Hour, PurgeInterval: 15 * time.Minute, MaxPerRepository: 1000, AutomaticMount: true},
+		Metrics: Metrics{UsageInterval: 10 * time.Minute},
 	}
 }
 
@@ -238,6 +254,12 @@ func (c Config) Validate() error {
 	}
 	if (c.TLS.Certificate == "") != (c.TLS.Key == "") {
 		return fmt.Errorf("tls.certificate and tls.key must be set together")
+	}
+	if c.Metrics.UsageInterval <= 0 {
+		return fmt.Errorf("metrics.usageInterval must be positive")
+	}
+	if c.Metrics.Htpasswd != "" && c.Metrics.Addr == "" {
+		return fmt.Errorf("metrics.htpasswd needs metrics.addr: without it the metrics are off")
 	}
 	if c.Auth.Htpasswd == "" && (len(c.Auth.Rules) > 0 || len(c.Auth.Groups) > 0) {
 		return fmt.Errorf("auth.rules and auth.groups need auth.htpasswd: without it authentication is off")

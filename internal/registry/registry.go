@@ -79,6 +79,7 @@ func (r *Registry) MaxManifestBytes() int64 { return r.opts.MaxManifestBytes }
 //	uploads/<repo>/<id>/sha256/<end>                     hash state after byte <end>
 //	_gc/...                                              the housekeeping lease and markers (protocol.go)
 //	_quarantine/<alg>/<hex>                              blobs verify found corrupt
+//	_health/probe                                        written by readiness probes (probe.go)
 //
 // <repo> is the repository name with '/' written as '~', one path
 // element. Upload sessions live outside the repositories so that an
