@@ -37,6 +37,7 @@ func openRegistryThrough(cfg config.Config, wrap func(storage.Driver) storage.Dr
 		MaxChunkBytes:    cfg.Validation.MaxChunkBytes,
 
 		MaxUploadsPerRepository: cfg.Uploads.MaxPerRepository,
+		MaxUploadsPerOwner:      cfg.Uploads.MaxPerUser,
 	})
 	// A store an earlier octoserve wrote is upgraded before anything else
 	// reads it: gc and verify judge links by the current layout.

@@ -119,7 +119,7 @@ func (a *Authenticator) Guard(w http.ResponseWriter, r *http.Request, rt api.Rou
 		return nil, false
 	}
 	httplog.SetUser(r.Context(), user)
-	return r.WithContext(context.WithValue(r.Context(), callerKey{}, user)), true
+	return r.WithContext(api.WithCaller(r.Context(), user)), true
 }
 
 // FailedLogins counts requests refused because their credentials were
@@ -148,15 +148,11 @@ func (a *Authenticator) RequireUser(next http.Handler) http.Handler {
 	})
 }
 
-// callerKey is the context key of the caller's user name ("" for an
-// anonymous caller) that Guard found.
-type callerKey struct{}
-
 // Permit is the api.Permit: whether the caller Guard admitted, found in
 // ctx, may do access to repository name. Without a caller in ctx (a
 // request the Guard never saw) nothing is permitted.
 func (a *Authenticator) Permit(ctx context.Context, name string, access api.Access) bool {
-	user, ok := ctx.Value(callerKey{}).(string)
+	user, ok := api.Caller(ctx)
 	return ok && name != "" && a.policy.allowed(user, name, access)
 }
 

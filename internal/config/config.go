@@ -65,8 +65,10 @@ type Uploads struct {
 	// PurgeInterval is how often `serve` looks for idle sessions.
 	PurgeInterval time.Duration `yaml:"purgeInterval"`
 	// MaxPerRepository bounds the sessions open at once in one
-	// repository; 0 means no limit.
+	// repository, MaxPerUser those one authenticated user has open in all
+	// repositories; 0 means no limit.
 	MaxPerRepository int `yaml:"maxPerRepository"`
+	MaxPerUser       int `yaml:"maxPerUser"`
 	// AutomaticMount lets a mount without "from" (?mount=<digest> alone)
 	// mount a blob the registry already holds (201) instead of opening an
 	// upload session (202). On by default.
@@ -188,7 +190,7 @@ func Default() Config {
 			FailedLogins: RateLimit{Burst: 10, PerMinute: 10, MaxClients: 10000},
 		},
 		GC:      GC{MinAge: time.Hour},
-		Uploads: Uploads{MaxIdle: 24 * time.Hour, PurgeInterval: 15 * time.Minute, MaxPerRepository: 1000, AutomaticMount: true},
+		Uploads: Uploads{MaxIdle: 24 * time.Hour, PurgeInterval: 15 * time.Minute, MaxPerRepository: 1000, MaxPerUser: 1000, AutomaticMount: true},
 		Metrics: Metrics{UsageInterval: 10 * time.Minute},
 	}
 }
@@ -237,8 +239,8 @@ func (c Config) Validate() error {
 	if c.GC.Interval < 0 || c.GC.MinAge < 0 || c.GC.ClockSkew < 0 {
 		return fmt.Errorf("gc.interval, gc.minAge and gc.clockSkew must not be negative")
 	}
-	if c.Uploads.MaxPerRepository < 0 {
-		return fmt.Errorf("uploads.maxPerRepository must not be negative (0: no limit)")
+	if c.Uploads.MaxPerRepository < 0 || c.Uploads.MaxPerUser < 0 {
+		return fmt.Errorf("uploads.maxPerRepository and uploads.maxPerUser must not be negative (0: no limit)")
 	}
 	if c.Uploads.MaxIdle <= 0 || c.Uploads.PurgeInterval <= 0 {
 		return fmt.Errorf("uploads.maxIdle and uploads.purgeInterval must be positive")

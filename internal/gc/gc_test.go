@@ -28,7 +28,7 @@ func TestRunCollectsOnSchedule(t *testing.T) {
 	if err := reg.PutBlob(ctx, "r", dg, registry.Chunk{Body: bytes.NewReader(b), Start: -1, Length: int64(len(b))}); err != nil {
 		t.Fatal(err)
 	}
-	id, err := reg.StartUpload(ctx, "r")
+	id, err := reg.StartUpload(ctx, "r", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ func TestUsage(t *testing.T) {
 		t.Fatal(err)
 	}
 	// An upload in progress with 10 bytes received.
-	id, err := reg.StartUpload(ctx, "b")
+	id, err := reg.StartUpload(ctx, "b", "")
 	if err != nil {
 		t.Fatal(err)
 	}
