@@ -10,7 +10,7 @@ GO_SRC   := $(shell find cmd internal -name '*.go' 2>/dev/null) go.mod go.sum
 
 .PHONY: help build run test test-unit test-conformance test-conformance-automount-off test-conformance-quick \
         test-conformance-v2 build-conformance clean-conformance test-e2e tools \
-        test-harness fuzz lint clean test-crash test-s3 test-soak test-replicas
+        test-harness fuzz lint clean test-crash test-s3 test-soak test-replicas check-alerts
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-32s %s\n", $$1, $$2}'
@@ -23,7 +23,7 @@ $(BIN): $(GO_SRC)
 run: build ## serve a registry on localhost:5000 with data in ./data
 	./$(BIN) serve --addr localhost:5000 --root ./data
 
-test: lint tools test-unit test-conformance test-conformance-automount-off test-conformance-v2 test-harness test-e2e test-crash test-soak test-s3 test-replicas ## everything that can be tested here
+test: lint check-alerts tools test-unit test-conformance test-conformance-automount-off test-conformance-v2 test-harness test-e2e test-crash test-soak test-s3 test-replicas ## everything that can be tested here
 
 test-unit: ## go vet and go test ./... (race detector on)
 	$(GO) vet ./...
@@ -80,6 +80,11 @@ test-harness: build $(SUITE_V1) ## tests of the conformance scripts: cleanup on 
 lint: ## gofmt and shellcheck (go vet runs in test-unit)
 	@test -z "$$(gofmt -l cmd internal e2e soak replicas)" || { gofmt -l cmd internal e2e soak replicas; exit 1; }
 	shellcheck -x -P scripts scripts/*.sh scripts/lib/*.sh .ci/run
+
+check-alerts: ## promtool checks and unit-tests the example alert rules (docs/monitoring; Debian package prometheus)
+	@command -v promtool >/dev/null 2>&1 || { echo "promtool not found: apt-get install prometheus" >&2; exit 1; }
+	promtool check rules docs/monitoring/alerts.yml
+	cd docs/monitoring && promtool test rules alerts_test.yml
 
 clean-conformance: ## remove the built suites and test-results/
 	rm -f $(SUITE_V1) $(SUITE_V2)

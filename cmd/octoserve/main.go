@@ -3,6 +3,7 @@
 //	octoserve serve [--addr HOST:PORT] [--root DIR] [--config FILE] [--tls-cert FILE --tls-key FILE]
 //	octoserve gc [--root DIR | --config FILE] [--dry-run] [--delete-untagged] [--min-age DURATION]
 //	octoserve verify [--root DIR | --config FILE] [--read-only]
+//	octoserve du [--root DIR | --config FILE] [--gc]
 //	octoserve htpasswd [--cost N] USER < password
 //	octoserve version
 package main
@@ -28,6 +29,8 @@ func main() {
 		err = gcMain(os.Args[2:])
 	case "verify":
 		err = verifyMain(os.Args[2:])
+	case "du":
+		err = duMain(os.Args[2:])
 	case "htpasswd":
 		err = htpasswdMain(os.Args[2:])
 	case "version", "--version":
@@ -50,6 +53,7 @@ func usage() {
   octoserve serve [--addr HOST:PORT] [--root DIR] [--config FILE] [--tls-cert FILE --tls-key FILE]
   octoserve gc [--root DIR | --config FILE] [--dry-run] [--delete-untagged] [--min-age DURATION]
   octoserve verify [--root DIR | --config FILE] [--read-only]   (re-hash blobs, check references; quarantines blobs that do not match their digest unless --read-only)
+  octoserve du [--root DIR | --config FILE] [--gc]   (bytes per repository: only there, shared; the total; --gc: what gc --delete-untagged would free)
   octoserve htpasswd [--cost N] USER < password   (prints a bcrypt htpasswd line)
   octoserve version
 `)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -14,6 +15,7 @@ import (
 	"github.com/octoserve/octoserve/internal/auth"
 	"github.com/octoserve/octoserve/internal/config"
 	"github.com/octoserve/octoserve/internal/gc"
+	"github.com/octoserve/octoserve/internal/health"
 	"github.com/octoserve/octoserve/internal/httplog"
 	"github.com/octoserve/octoserve/internal/server"
 )
@@ -49,7 +51,8 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	reg, where, err := openRegistry(cfg)
+	m := newMetrics(cfg)
+	reg, where, err := openRegistryThrough(cfg, m.instrument)
 	if err != nil {
 		return err
 	}
@@ -60,15 +63,22 @@ func serve(args []string) error {
 			return err
 		}
 		apiOpts = append(apiOpts, authn.APIOptions()...)
+		m.watchLogins(authn)
 		if cfg.TLS.Certificate == "" {
 			log.Warn("basic authentication without TLS: passwords cross the network in clear text")
 		}
 	}
-	handler := httplog.Handler(log, api.New(reg, apiOpts...))
+	ready := health.NewChecker(reg.ProbeStorage, health.DefaultTimeout, health.DefaultMaxAge, log)
+	handler := httplog.Handler(log, health.Handler(ready, api.New(reg, apiOpts...)), m.logOptions()...)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	go gc.Run(ctx, log, reg, cfg.GC, cfg.Uploads)
+	go gc.Run(ctx, log, reg, cfg.GC, cfg.Uploads, m.housekeeping(cfg.GC.Interval))
+	return m.serveBeside(ctx, log, cfg, ready, reg, func(ctx context.Context) error { return servePublic(ctx, log, cfg, handler, where) })
+}
+
+// servePublic serves the API on http.addr until ctx ends.
+func servePublic(ctx context.Context, log *slog.Logger, cfg config.Config, handler http.Handler, where string) error {
 	return server.Run(ctx, log, server.Options{
 		Addr:              cfg.HTTP.Addr,
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
@@ -92,7 +102,7 @@ func newLogger(c config.Log) (*slog.Logger, error) {
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+		return slog.New(httplog.WithRequestIDs(slog.NewJSONHandler(os.Stderr, opts))), nil
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	return slog.New(httplog.WithRequestIDs(slog.NewTextHandler(os.Stderr, opts))), nil
 }

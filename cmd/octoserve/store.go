@@ -9,16 +9,26 @@ import (
 
 	"github.com/octoserve/octoserve/internal/config"
 	"github.com/octoserve/octoserve/internal/registry"
+	"github.com/octoserve/octoserve/internal/storage"
 	"github.com/octoserve/octoserve/internal/storage/backend"
 )
 
 // openRegistry opens the storage cfg names and the registry over it, and
 // returns a description of the storage for logs.
 func openRegistry(cfg config.Config) (*registry.Registry, string, error) {
+	return openRegistryThrough(cfg, nil)
+}
+
+// openRegistryThrough is openRegistry with the driver passed through wrap
+// (serve's metrics decorator), when wrap is not nil.
+func openRegistryThrough(cfg config.Config, wrap func(storage.Driver) storage.Driver) (*registry.Registry, string, error) {
 	ctx := context.Background()
 	driver, where, err := backend.Open(ctx, cfg.Storage)
 	if err != nil {
 		return nil, "", err
+	}
+	if wrap != nil {
+		driver = wrap(driver)
 	}
 	reg := registry.New(driver, registry.Options{
 		Sparse:           cfg.Validation.Sparse,
@@ -27,6 +37,7 @@ func openRegistry(cfg config.Config) (*registry.Registry, string, error) {
 		MaxChunkBytes:    cfg.Validation.MaxChunkBytes,
 
 		MaxUploadsPerRepository: cfg.Uploads.MaxPerRepository,
+		MaxUploadsPerOwner:      cfg.Uploads.MaxPerUser,
 	})
 	// A store an earlier octoserve wrote is upgraded before anything else
 	// reads it: gc and verify judge links by the current layout.

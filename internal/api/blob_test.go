@@ -3,11 +3,13 @@ package api_test
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/octoserve/octoserve/internal/api"
 	"github.com/octoserve/octoserve/internal/registry"
+	"github.com/octoserve/octoserve/internal/storage/memory"
 )
 
 func TestBase(t *testing.T) {
@@ -295,5 +297,26 @@ func TestSHA512Blob(t *testing.T) {
 	e.expect(resp, body, http.StatusOK, "")
 	if resp.Header.Get("Docker-Content-Digest") != d {
 		t.Fatalf("digest header %q", resp.Header.Get("Docker-Content-Digest"))
+	}
+}
+
+// The caller a Guard identified owns the sessions it starts: past
+// uploads.maxPerUser they are refused with 429 for that user only.
+func TestUploadCapPerCaller(t *testing.T) {
+	d := memory.New()
+	guard := api.WithGuard(func(w http.ResponseWriter, r *http.Request, rt api.Route) (*http.Request, bool) {
+		return r.WithContext(api.WithCaller(r.Context(), r.Header.Get("X-Test-User"))), true
+	})
+	srv := httptest.NewServer(api.New(registry.New(d, registry.Options{MaxUploadsPerOwner: 1}), guard))
+	t.Cleanup(srv.Close)
+	e := &env{t: t, srv: srv}
+	for _, tc := range []struct {
+		user string
+		want int
+	}{{"alice", http.StatusAccepted}, {"alice", http.StatusTooManyRequests}, {"bob", http.StatusAccepted}} {
+		resp, body := e.do("POST", "/v2/"+tc.user+"-repo/blobs/uploads/", nil, hdr{"X-Test-User": tc.user})
+		if resp.StatusCode != tc.want {
+			t.Fatalf("%s's session: %d %s, want %d", tc.user, resp.StatusCode, body, tc.want)
+		}
 	}
 }

@@ -64,15 +64,39 @@ func errNotFound() *ocierr.Error {
 // component never starts with '_' or holds "/blobs/" ambiguously because
 // the last elements decide.
 func ParseRoute(path string) (Route, error) {
-	if path == "/v2" || path == "/v2/" {
-		return Route{Kind: KindBase}, nil
-	}
-	rest, ok := strings.CutPrefix(path, "/v2/")
+	rt, ok := routeShape(path)
 	if !ok {
 		return Route{}, errNotFound()
 	}
+	if rt.Kind == KindBase || rt.Kind == KindCatalog {
+		return rt, nil
+	}
+	if err := reference.ValidateName(rt.Name); err != nil {
+		return Route{}, ocierr.New(ocierr.NameInvalid, http.StatusBadRequest, "invalid repository name").WithDetail(err.Error())
+	}
+	return rt, nil
+}
+
+// KindOf is the kind of resource path addresses, judged by the path's
+// shape alone: ParseRoute without validating the repository name, cheap
+// enough for every request's metrics.
+func KindOf(path string) (Kind, bool) {
+	rt, ok := routeShape(path)
+	return rt.Kind, ok
+}
+
+// routeShape is ParseRoute up to the repository name, which it does not
+// validate.
+func routeShape(path string) (Route, bool) {
+	if path == "/v2" || path == "/v2/" {
+		return Route{Kind: KindBase}, true
+	}
+	rest, ok := strings.CutPrefix(path, "/v2/")
+	if !ok {
+		return Route{}, false
+	}
 	if rest == "_catalog" {
-		return Route{Kind: KindCatalog}, nil
+		return Route{Kind: KindCatalog}, true
 	}
 	seg := strings.Split(rest, "/")
 	n := len(seg)
@@ -92,14 +116,11 @@ func ParseRoute(path string) (Route, error) {
 	case n >= 3 && seg[n-2] == "referrers":
 		rt, nameEnd = Route{Kind: KindReferrers, Ref: seg[n-1]}, n-2
 	default:
-		return Route{}, errNotFound()
+		return Route{}, false
 	}
 	if rt.Ref == "" && rt.Kind != KindUpload && rt.Kind != KindTags {
-		return Route{}, errNotFound() // "/blobs/", "/manifests/": found by fuzzing
+		return Route{}, false // "/blobs/", "/manifests/": found by fuzzing
 	}
 	rt.Name = strings.Join(seg[:nameEnd], "/")
-	if err := reference.ValidateName(rt.Name); err != nil {
-		return Route{}, ocierr.New(ocierr.NameInvalid, http.StatusBadRequest, "invalid repository name").WithDetail(err.Error())
-	}
-	return rt, nil
+	return rt, true
 }

@@ -31,5 +31,13 @@ func TestParseRoute(t *testing.T) {
 		if (err != nil) != tc.bad || (!tc.bad && got != tc.want) {
 			t.Errorf("ParseRoute(%q) = %+v, %v; want %+v bad=%v", tc.path, got, err, tc.want, tc.bad)
 		}
+		// KindOf agrees wherever ParseRoute accepts the path.
+		if kind, ok := KindOf(tc.path); !tc.bad && (!ok || kind != tc.want.Kind) {
+			t.Errorf("KindOf(%q) = %v, %v; want %v", tc.path, kind, ok, tc.want.Kind)
+		}
+	}
+	// Judged by shape alone, an invalid name keeps its route's kind.
+	if kind, ok := KindOf("/v2/X/tags/list"); !ok || kind != KindTags {
+		t.Errorf("KindOf of an invalid name's tag list = %v, %v", kind, ok)
 	}
 }

@@ -80,7 +80,8 @@ func (a *API) startUpload(w http.ResponseWriter, r *http.Request, rt Route) erro
 		created(w, rt.Name, d.String())
 		return nil
 	}
-	id, err := a.reg.StartUpload(ctx, rt.Name)
+	owner, _ := Caller(ctx) // "" without auth: no per-user cap
+	id, err := a.reg.StartUpload(ctx, rt.Name, owner)
 	if err != nil {
 		return err
 	}

@@ -15,10 +15,12 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/octoserve/octoserve/internal/api"
 	"github.com/octoserve/octoserve/internal/config"
+	"github.com/octoserve/octoserve/internal/httplog"
 	"github.com/octoserve/octoserve/internal/ocierr"
 )
 
@@ -37,6 +39,9 @@ type Authenticator struct {
 	// compare is bcrypt.CompareHashAndPassword; tests count and hold the
 	// calls through it.
 	compare func(hash, pass []byte) error
+	// failedLogins and rateLimited count refusals since start, for the
+	// metrics (FailedLogins, RateLimited).
+	failedLogins, rateLimited atomic.Uint64
 }
 
 // New loads the htpasswd file named by c and compiles c's rules. Users
@@ -113,18 +118,41 @@ func (a *Authenticator) Guard(w http.ResponseWriter, r *http.Request, rt api.Rou
 		a.refuse(w, f)
 		return nil, false
 	}
-	return r.WithContext(context.WithValue(r.Context(), callerKey{}, user)), true
+	httplog.SetUser(r.Context(), user)
+	return r.WithContext(api.WithCaller(r.Context(), user)), true
 }
 
-// callerKey is the context key of the caller's user name ("" for an
-// anonymous caller) that Guard found.
-type callerKey struct{}
+// FailedLogins counts requests refused because their credentials were
+// wrong (or unusable) since the process started.
+func (a *Authenticator) FailedLogins() uint64 { return a.failedLogins.Load() }
+
+// RateLimited counts requests refused with 429 because their client had
+// too many failed logins, since the process started.
+func (a *Authenticator) RateLimited() uint64 { return a.rateLimited.Load() }
+
+// RequireUser serves next only to requests with credentials of a user in
+// the htpasswd file, whatever the rules say (the metrics address has no
+// repositories to guard); others get 401 with a Basic challenge. Failed
+// logins count against the client's limit, as on the API.
+func (a *Authenticator) RequireUser(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, f := a.authenticate(r)
+		if f == nil && user == "" {
+			f = unauthorized("authentication required")
+		}
+		if f != nil {
+			a.refuse(w, f)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
 
 // Permit is the api.Permit: whether the caller Guard admitted, found in
 // ctx, may do access to repository name. Without a caller in ctx (a
 // request the Guard never saw) nothing is permitted.
 func (a *Authenticator) Permit(ctx context.Context, name string, access api.Access) bool {
-	user, ok := ctx.Value(callerKey{}).(string)
+	user, ok := api.Caller(ctx)
 	return ok && name != "" && a.policy.allowed(user, name, access)
 }
 
@@ -150,7 +178,7 @@ func (a *Authenticator) authorize(r *http.Request, user string, rt api.Route) *r
 	if user == "" {
 		return unauthorized("authentication required")
 	}
-	a.log.Info("access denied", "user", user, "repository", rt.Name, "action", actionName(access), "remote", r.RemoteAddr)
+	a.log.InfoContext(r.Context(), "access denied", "user", user, "repository", rt.Name, "action", actionName(access), "remote", r.RemoteAddr)
 	return &refusal{err: ocierr.New(ocierr.Denied, http.StatusForbidden, "requested access to the resource is denied").
 		WithDetail(map[string]string{"repository": rt.Name, "action": actionName(access)})}
 }

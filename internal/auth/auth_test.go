@@ -277,6 +277,9 @@ func TestFailedLoginsRateLimitedAndLoggedWithoutPassword(t *testing.T) {
 	if w := do("10.0.0.1:1003", "ghost", "x"); w.Code != 429 {
 		t.Fatalf("unknown user from a limited address: %d", w.Code)
 	}
+	if a.FailedLogins() != 3 || a.RateLimited() != 2 {
+		t.Fatalf("counted %d failed logins and %d rate-limited, want 3 and 2", a.FailedLogins(), a.RateLimited())
+	}
 	out := logs.String()
 	if strings.Contains(out, "password-") || strings.Contains(out, "right-password") {
 		t.Fatalf("log holds a password:\n%s", out)

@@ -47,6 +47,7 @@ func (a *Authenticator) authenticate(r *http.Request) (string, *refusal) {
 	}
 	user, pass, ok := r.BasicAuth()
 	if !ok {
+		a.failedLogins.Add(1)
 		return "", unauthorized("unsupported Authorization header: use basic authentication")
 	}
 	if user == "" && pass == "" {
@@ -57,12 +58,14 @@ func (a *Authenticator) authenticate(r *http.Request) (string, *refusal) {
 	}
 	client := clientKey(r.RemoteAddr)
 	if ok, wait := a.limit.take(client); !ok {
-		a.log.Warn("login refused: too many failed logins", "user", user, "remote", client)
+		a.rateLimited.Add(1)
+		a.log.WarnContext(r.Context(), "login refused: too many failed logins", "user", user, "remote", client)
 		secs := max(1, int(math.Ceil(wait.Seconds())))
 		return "", tooManyRequests(secs, "too many failed logins; retry in %d seconds", secs)
 	}
 	if err := ValidatePassword(pass); err != nil {
-		a.log.Warn("login failed", "user", user, "remote", client, "reason", err.Error())
+		a.failedLogins.Add(1)
+		a.log.WarnContext(r.Context(), "login failed", "user", user, "remote", client, "reason", err.Error())
 		return "", unauthorized("invalid username or password")
 	}
 	good, err := a.verify(r.Context(), client, user, pass)
@@ -71,7 +74,8 @@ func (a *Authenticator) authenticate(r *http.Request) (string, *refusal) {
 		return "", tooManyRequests(1, "login not checked: %v", err)
 	}
 	if !good {
-		a.log.Warn("login failed", "user", user, "remote", client)
+		a.failedLogins.Add(1)
+		a.log.WarnContext(r.Context(), "login failed", "user", user, "remote", client)
 		return "", unauthorized("invalid username or password")
 	}
 	a.limit.refund(client)

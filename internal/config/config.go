@@ -23,6 +23,21 @@ type Config struct {
 	TLS        TLS        `yaml:"tls"`
 	GC         GC         `yaml:"gc"`
 	Uploads    Uploads    `yaml:"uploads"`
+	Metrics    Metrics    `yaml:"metrics"`
+}
+
+// Metrics configures the metrics and debug address: /metrics, pprof,
+// /healthz and /readyz, apart from the public API (docs/operations.md).
+type Metrics struct {
+	// Addr is where to serve them; "" turns them off.
+	Addr string `yaml:"addr"`
+	// Htpasswd, when set, asks for basic authentication there (any user
+	// of this bcrypt htpasswd file); otherwise bind Addr to loopback or a
+	// private network.
+	Htpasswd string `yaml:"htpasswd"`
+	// UsageInterval is how often the stored bytes per repository are
+	// counted, in the background (also after each collection).
+	UsageInterval time.Duration `yaml:"usageInterval"`
 }
 
 // GC configures garbage collection inside `serve` and the defaults of
@@ -50,8 +65,10 @@ type Uploads struct {
 	// PurgeInterval is how often `serve` looks for idle sessions.
 	PurgeInterval time.Duration `yaml:"purgeInterval"`
 	// MaxPerRepository bounds the sessions open at once in one
-	// repository; 0 means no limit.
+	// repository, MaxPerUser those one authenticated user has open in all
+	// repositories; 0 means no limit.
 	MaxPerRepository int `yaml:"maxPerRepository"`
+	MaxPerUser       int `yaml:"maxPerUser"`
 	// AutomaticMount lets a mount without "from" (?mount=<digest> alone)
 	// mount a blob the registry already holds (201) instead of opening an
 	// upload session (202). On by default.
@@ -173,7 +190,8 @@ func Default() Config {
 			FailedLogins: RateLimit{Burst: 10, PerMinute: 10, MaxClients: 10000},
 		},
 		GC:      GC{MinAge: time.Hour},
-		Uploads: Uploads{MaxIdle: 24 * time.Hour, PurgeInterval: 15 * time.Minute, MaxPerRepository: 1000, AutomaticMount: true},
+		Uploads: Uploads{MaxIdle: 24 * time.Hour, PurgeInterval: 15 * time.Minute, MaxPerRepository: 1000, MaxPerUser: 1000, AutomaticMount: true},
+		Metrics: Metrics{UsageInterval: 10 * time.Minute},
 	}
 }
 
@@ -221,8 +239,8 @@ func (c Config) Validate() error {
 	if c.GC.Interval < 0 || c.GC.MinAge < 0 || c.GC.ClockSkew < 0 {
 		return fmt.Errorf("gc.interval, gc.minAge and gc.clockSkew must not be negative")
 	}
-	if c.Uploads.MaxPerRepository < 0 {
-		return fmt.Errorf("uploads.maxPerRepository must not be negative (0: no limit)")
+	if c.Uploads.MaxPerRepository < 0 || c.Uploads.MaxPerUser < 0 {
+		return fmt.Errorf("uploads.maxPerRepository and uploads.maxPerUser must not be negative (0: no limit)")
 	}
 	if c.Uploads.MaxIdle <= 0 || c.Uploads.PurgeInterval <= 0 {
 		return fmt.Errorf("uploads.maxIdle and uploads.purgeInterval must be positive")
@@ -238,6 +256,12 @@ func (c Config) Validate() error {
 	}
 	if (c.TLS.Certificate == "") != (c.TLS.Key == "") {
 		return fmt.Errorf("tls.certificate and tls.key must be set together")
+	}
+	if c.Metrics.UsageInterval <= 0 {
+		return fmt.Errorf("metrics.usageInterval must be positive")
+	}
+	if c.Metrics.Htpasswd != "" && c.Metrics.Addr == "" {
+		return fmt.Errorf("metrics.htpasswd needs metrics.addr: without it the metrics are off")
 	}
 	if c.Auth.Htpasswd == "" && (len(c.Auth.Rules) > 0 || len(c.Auth.Groups) > 0) {
 		return fmt.Errorf("auth.rules and auth.groups need auth.htpasswd: without it authentication is off")

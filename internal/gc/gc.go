@@ -17,8 +17,29 @@ import (
 	"github.com/octoserve/octoserve/internal/registry"
 )
 
-// Run does housekeeping until ctx ends.
-func Run(ctx context.Context, log *slog.Logger, reg *registry.Registry, gcCfg config.GC, up config.Uploads) {
+// Observer is told what each housekeeping run did; internal/metrics
+// implements it. err is registry.ErrBusy (wrapped) for a run skipped
+// because another process held the lease.
+type Observer interface {
+	// Collected reports a garbage collection; report may be partial
+	// (what was removed before err) or nil.
+	Collected(report *registry.GCReport, err error, took time.Duration)
+	// UploadsExpired reports a run of upload expiry that removed n.
+	UploadsExpired(n int, err error)
+}
+
+// nobody observes when no Observer is given.
+type nobody struct{}
+
+func (nobody) Collected(*registry.GCReport, error, time.Duration) {}
+func (nobody) UploadsExpired(int, error)                          {}
+
+// Run does housekeeping until ctx ends, telling obs (when not nil) what
+// each run did.
+func Run(ctx context.Context, log *slog.Logger, reg *registry.Registry, gcCfg config.GC, up config.Uploads, obs Observer) {
+	if obs == nil {
+		obs = nobody{}
+	}
 	purge := time.NewTicker(up.PurgeInterval)
 	defer purge.Stop()
 	var collect <-chan time.Time
@@ -32,26 +53,36 @@ func Run(ctx context.Context, log *slog.Logger, reg *registry.Registry, gcCfg co
 		case <-ctx.Done():
 			return
 		case <-purge.C:
-			n, err := reg.PurgeUploads(ctx, up.MaxIdle, false)
-			if errors.Is(err, registry.ErrBusy) {
-				log.Debug("upload expiry skipped: another housekeeping run holds the lease", "error", err)
-				continue
-			}
-			if err != nil {
-				log.Error("removing abandoned uploads", "error", err)
-			} else if n > 0 {
-				log.Info("removed abandoned uploads", "count", n, "maxIdle", up.MaxIdle)
-			}
+			ExpireUploads(ctx, log, reg, up.MaxIdle, obs)
 		case <-collect:
-			Collect(ctx, log, reg, registry.GCOptions{MinAge: gcCfg.MinAge, ClockSkew: gcCfg.ClockSkew, DeleteUntagged: gcCfg.DeleteUntagged, UploadMaxIdle: up.MaxIdle})
+			Collect(ctx, log, reg, registry.GCOptions{MinAge: gcCfg.MinAge, ClockSkew: gcCfg.ClockSkew, DeleteUntagged: gcCfg.DeleteUntagged, UploadMaxIdle: up.MaxIdle}, obs)
 		}
 	}
 }
 
+// ExpireUploads removes the upload sessions idle longer than maxIdle and
+// logs what it did.
+func ExpireUploads(ctx context.Context, log *slog.Logger, reg *registry.Registry, maxIdle time.Duration, obs Observer) {
+	n, err := reg.PurgeUploads(ctx, maxIdle, false)
+	obs.UploadsExpired(n, err)
+	switch {
+	case errors.Is(err, registry.ErrBusy):
+		log.Debug("upload expiry skipped: another housekeeping run holds the lease", "error", err)
+	case err != nil:
+		log.Error("removing abandoned uploads", "error", err)
+	case n > 0:
+		log.Info("removed abandoned uploads", "count", n, "maxIdle", maxIdle)
+	}
+}
+
 // Collect runs one garbage collection and logs what it did.
-func Collect(ctx context.Context, log *slog.Logger, reg *registry.Registry, opts registry.GCOptions) (*registry.GCReport, error) {
+func Collect(ctx context.Context, log *slog.Logger, reg *registry.Registry, opts registry.GCOptions, obs Observer) (*registry.GCReport, error) {
+	if obs == nil {
+		obs = nobody{}
+	}
 	start := time.Now()
 	report, err := reg.CollectGarbage(ctx, opts)
+	obs.Collected(report, err, time.Since(start))
 	if errors.Is(err, registry.ErrBusy) {
 		log.Info("garbage collection skipped: another collection holds the lease", "error", err)
 		return report, err

@@ -28,7 +28,7 @@ func TestRunCollectsOnSchedule(t *testing.T) {
 	if err := reg.PutBlob(ctx, "r", dg, registry.Chunk{Body: bytes.NewReader(b), Start: -1, Length: int64(len(b))}); err != nil {
 		t.Fatal(err)
 	}
-	id, err := reg.StartUpload(ctx, "r")
+	id, err := reg.StartUpload(ctx, "r", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,7 @@ func TestRunCollectsOnSchedule(t *testing.T) {
 	go func() {
 		Run(ctx, slog.New(slog.DiscardHandler), reg,
 			config.GC{Interval: 10 * time.Millisecond},
-			config.Uploads{MaxIdle: time.Nanosecond, PurgeInterval: 10 * time.Millisecond})
+			config.Uploads{MaxIdle: time.Nanosecond, PurgeInterval: 10 * time.Millisecond}, nil)
 		close(done)
 	}()
 	// Polled: the first runs keep the blob (it is younger than the store's

@@ -11,6 +11,7 @@ import (
 
 	"github.com/octoserve/octoserve/internal/ocierr"
 	"github.com/octoserve/octoserve/internal/reference"
+	"github.com/octoserve/octoserve/internal/storage/memory"
 )
 
 // Issue 10's corruption, as the attack went: a request is still writing a
@@ -27,7 +28,7 @@ func TestSlowChunkCannotReachThePlacedBlob(t *testing.T) {
 	reg := newRegistry(t, root)
 	honest := bytes.Repeat([]byte("honest bytes "), 4096)
 	d := reference.FromBytes("sha256", honest)
-	id, err := reg.StartUpload(ctx, "victim")
+	id, err := reg.StartUpload(ctx, "victim", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +109,7 @@ func (g *gatedReader) Read(p []byte) (int, error) {
 func TestConcurrentAppendsAtOneOffset(t *testing.T) {
 	ctx := context.Background()
 	reg := newRegistry(t, t.TempDir())
-	id, err := reg.StartUpload(ctx, "r")
+	id, err := reg.StartUpload(ctx, "r", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +168,7 @@ func TestPushRepairsDamagedBlob(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, repo := range []string{"second", "first"} {
-		id, err := reg.StartUpload(ctx, repo)
+		id, err := reg.StartUpload(ctx, repo, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -204,27 +205,73 @@ func TestUploadSessionCap(t *testing.T) {
 	reg := New(d, Options{MaxUploadsPerRepository: 3})
 	var ids []string
 	for i := 0; i < 3; i++ {
-		id, err := reg.StartUpload(ctx, "r")
+		id, err := reg.StartUpload(ctx, "r", "")
 		if err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, id)
 	}
-	_, err = reg.StartUpload(ctx, "r")
+	_, err = reg.StartUpload(ctx, "r", "")
 	if e, ok := ocierr.As(err); !ok || e.Status != 429 || e.Code != ocierr.TooManyRequests {
 		t.Fatalf("fourth session: %v, want 429 TOOMANYREQUESTS", err)
 	}
-	if _, err := reg.StartUpload(ctx, "other"); err != nil {
+	if _, err := reg.StartUpload(ctx, "other", ""); err != nil {
 		t.Fatalf("another repository's session: %v", err)
 	}
 	if err := reg.CancelUpload(ctx, "r", ids[0]); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := reg.StartUpload(ctx, "r"); err != nil {
+	if _, err := reg.StartUpload(ctx, "r", ""); err != nil {
 		t.Fatalf("after a cancel: %v", err)
 	}
 	data := []byte("monolithic")
 	if err := reg.PutBlob(ctx, "r", reference.FromBytes("sha256", data), Chunk{Body: bytes.NewReader(data), Start: -1, Length: int64(len(data))}); err != nil {
 		t.Fatalf("a monolithic upload needs no session: %v", err)
+	}
+}
+
+// Open sessions per user are capped across repositories; finishing or
+// cancelling one makes room, and an entry a crash left behind does not
+// count once its session is gone.
+func TestUploadSessionCapPerOwner(t *testing.T) {
+	ctx := context.Background()
+	reg := New(memory.New(), Options{MaxUploadsPerOwner: 2})
+	a, err := reg.StartUpload(ctx, "one", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.StartUpload(ctx, "two", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = reg.StartUpload(ctx, "three", "alice")
+	if e, ok := ocierr.As(err); !ok || e.Status != 429 || e.Code != ocierr.TooManyRequests {
+		t.Fatalf("alice's third session: %v, want 429 TOOMANYREQUESTS", err)
+	}
+	for _, owner := range []string{"bob", "", ""} {
+		if _, err := reg.StartUpload(ctx, "three", owner); err != nil {
+			t.Fatalf("%q's session beside alice's: %v", owner, err)
+		}
+	}
+	data := []byte("finished")
+	if err := reg.FinishUpload(ctx, "one", a, reference.FromBytes("sha256", data), Chunk{Body: bytes.NewReader(data), Start: -1, Length: int64(len(data))}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := reg.StartUpload(ctx, "three", "alice")
+	if err != nil {
+		t.Fatalf("after a finish: %v", err)
+	}
+	// A crash between removing a session and its entry: the session is
+	// gone, its entry stays; it is not held against alice.
+	if err := reg.d.DeleteAll(ctx, sessionDir("three", c)); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := reg.exists(ctx, ownerEntry("alice", "three", c)); !ok {
+		t.Fatal("the test lost the entry it meant to leave behind")
+	}
+	if _, err := reg.StartUpload(ctx, "four", "alice"); err != nil {
+		t.Fatalf("a stale entry still counted: %v", err)
+	}
+	if ok, _ := reg.exists(ctx, ownerEntry("alice", "three", c)); ok {
+		t.Fatal("the stale entry was not removed")
 	}
 }

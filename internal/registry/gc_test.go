@@ -373,9 +373,9 @@ func TestPurgeUploads(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
 	reg := newRegistry(t, root)
-	idle, _ := reg.StartUpload(ctx, "r")
+	idle, _ := reg.StartUpload(ctx, "r", "")
 	reg.AppendUpload(ctx, "r", idle, Chunk{Body: bytes.NewReader([]byte("abc")), Start: -1, Length: 3})
-	live, _ := reg.StartUpload(ctx, "r")
+	live, _ := reg.StartUpload(ctx, "r", "")
 	reg.AppendUpload(ctx, "r", live, Chunk{Body: bytes.NewReader([]byte("abcd")), Start: -1, Length: 4})
 	old := time.Now().Add(-25 * time.Hour)
 	filepath.Walk(filepath.Join(root, sessionDir("r", idle)), func(p string, info os.FileInfo, err error) error {

@@ -35,8 +35,9 @@ type Options struct {
 	// upload request's body; 0 means no limit (see limits.go).
 	MaxBlobBytes, MaxChunkBytes int64
 	// MaxUploadsPerRepository bounds the upload sessions open at once in
-	// one repository; 0 means no limit.
-	MaxUploadsPerRepository int
+	// one repository, MaxUploadsPerOwner those one user has open in all
+	// repositories; 0 means no limit.
+	MaxUploadsPerRepository, MaxUploadsPerOwner int
 }
 
 // DefaultMaxManifestBytes is the 4 MiB the spec recommends accepting.
@@ -74,11 +75,13 @@ func (r *Registry) MaxManifestBytes() int64 { return r.opts.MaxManifestBytes }
 //	repositories/<name>/_manifests/tags/<tag>            tag (a digest)
 //	repositories/<name>/_referrers/<alg>/<hex>/<alg>-<hex> referrer descriptor (JSON)
 //	catalog/<repo>                                       the repository exists (empty)
-//	uploads/<repo>/<id>/started                          upload session (empty)
+//	uploads/<repo>/<id>/started                          upload session (its owner: the user who started it)
+//	owners/<hash of user>/<repo>@<id>                    the session counts against its owner's cap (empty)
 //	uploads/<repo>/<id>/data/<start>                     a chunk of it, from byte <start> (20 digits)
 //	uploads/<repo>/<id>/sha256/<end>                     hash state after byte <end>
 //	_gc/...                                              the housekeeping lease and markers (protocol.go)
 //	_quarantine/<alg>/<hex>                              blobs verify found corrupt
+//	_health/probe                                        written by readiness probes (probe.go)
 //
 // <repo> is the repository name with '/' written as '~', one path
 // element. Upload sessions live outside the repositories so that an

@@ -68,7 +68,7 @@ func TestChunkRollbackAndResumeAfterRestart(t *testing.T) {
 	root := t.TempDir()
 	reg := newRegistry(t, root)
 	data := []byte("first part|second part")
-	id, err := reg.StartUpload(ctx, "r")
+	id, err := reg.StartUpload(ctx, "r", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestChunkRollbackAndResumeAfterRestart(t *testing.T) {
 func TestFinishWithWrongDigestStoresNothing(t *testing.T) {
 	ctx := context.Background()
 	reg := newRegistry(t, t.TempDir())
-	id, _ := reg.StartUpload(ctx, "r")
+	id, _ := reg.StartUpload(ctx, "r", "")
 	wrong := reference.FromBytes("sha256", []byte("something else"))
 	err := reg.FinishUpload(ctx, "r", id, wrong, Chunk{Body: bytes.NewReader([]byte("payload")), Start: -1, Length: 7})
 	if e, ok := ocierr.As(err); !ok || e.Code != ocierr.DigestInvalid {

@@ -3,10 +3,13 @@ package registry
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
 	"regexp"
+	"strings"
 
 	"github.com/octoserve/octoserve/internal/ocierr"
 	"github.com/octoserve/octoserve/internal/reference"
@@ -35,14 +38,26 @@ func newUploadID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
-// StartUpload opens an upload session in repository name.
-func (r *Registry) StartUpload(ctx context.Context, name string) (string, error) {
+// StartUpload opens an upload session in repository name for owner (the
+// authenticated user; "" when there is none, which no per-owner cap
+// counts).
+func (r *Registry) StartUpload(ctx context.Context, name, owner string) (string, error) {
 	if err := r.checkUploadCap(ctx, name); err != nil {
 		return "", err
 	}
+	if err := r.checkOwnerCap(ctx, owner); err != nil {
+		return "", err
+	}
 	id := newUploadID()
-	if err := r.d.PutContent(ctx, sessionStarted(name, id), nil); err != nil {
+	if err := r.d.PutContent(ctx, sessionStarted(name, id), []byte(owner)); err != nil {
 		return "", fmt.Errorf("starting upload: %w", err)
+	}
+	// Counted once the session exists: an entry whose session is missing
+	// is one a crash left (or one being removed), never one starting.
+	if owner != "" {
+		if err := r.d.PutContent(ctx, ownerEntry(owner, name, id), nil); err != nil {
+			return "", fmt.Errorf("starting upload: %w", err)
+		}
 	}
 	return id, nil
 }
@@ -61,6 +76,60 @@ func (r *Registry) checkUploadCap(ctx context.Context, name string) error {
 	if len(open) >= limit {
 		return ocierr.New(ocierr.TooManyRequests, http.StatusTooManyRequests,
 			"repository %s has %d upload sessions open, the most allowed: finish or cancel one, or wait for idle ones to expire", name, limit)
+	}
+	return nil
+}
+
+// ownersDir lists the sessions each owner has open, one empty entry per
+// session named "<repo>@<id>", so that counting them is one listing.
+func ownerDir(owner string) string {
+	sum := sha256.Sum256([]byte(owner))
+	return "owners/" + hex.EncodeToString(sum[:16])
+}
+
+func ownerEntry(owner, name, id string) string {
+	return ownerDir(owner) + "/" + repoKey(name) + "@" + id
+}
+
+// checkOwnerCap refuses a new session while owner has
+// Options.MaxUploadsPerOwner open. Entries of sessions that ended without
+// their entry being removed (a crash) are found and removed here, when
+// they would refuse a session. Like the per-repository cap, it is checked
+// before the session is created, not atomically with it: requests racing
+// each other may open a few sessions past it.
+func (r *Registry) checkOwnerCap(ctx context.Context, owner string) error {
+	limit := r.opts.MaxUploadsPerOwner
+	if limit <= 0 || owner == "" {
+		return nil
+	}
+	entries, err := r.d.List(ctx, ownerDir(owner), "", limit)
+	if err != nil {
+		return fmt.Errorf("counting upload sessions of %s: %w", owner, err)
+	}
+	if len(entries) < limit {
+		return nil
+	}
+	open := 0
+	for _, e := range entries {
+		key, id, ok := strings.Cut(e.Name, "@")
+		if e.Dir || !ok {
+			continue
+		}
+		live, err := r.exists(ctx, sessionStarted(repoName(key), id))
+		if err != nil {
+			return err
+		}
+		if live {
+			open++
+			continue
+		}
+		if err := r.d.Delete(ctx, ownerDir(owner)+"/"+e.Name); err != nil {
+			return fmt.Errorf("removing a stale upload entry: %w", err)
+		}
+	}
+	if open >= limit {
+		return ocierr.New(ocierr.TooManyRequests, http.StatusTooManyRequests,
+			"you have %d upload sessions open, the most allowed: finish or cancel one, or wait for idle ones to expire", limit)
 	}
 	return nil
 }
@@ -238,8 +307,17 @@ func (r *Registry) CancelUpload(ctx context.Context, name, id string) error {
 }
 
 func (r *Registry) dropSession(ctx context.Context, s *session) error {
+	owner, err := r.d.GetContent(ctx, sessionStarted(s.name, s.id))
+	if err != nil && !isNotFound(err) {
+		return fmt.Errorf("reading upload %s: %w", s.id, err)
+	}
 	if err := r.d.DeleteAll(ctx, sessionDir(s.name, s.id)); err != nil {
 		return fmt.Errorf("removing upload %s: %w", s.id, err)
+	}
+	if len(owner) > 0 {
+		if err := r.d.Delete(ctx, ownerEntry(string(owner), s.name, s.id)); err != nil {
+			return fmt.Errorf("removing upload %s: %w", s.id, err)
+		}
 	}
 	return nil
 }
