@@ -14,7 +14,8 @@
 #   - one HTTP frontend on 127.0.0.1; servers r1, r2, ... (the arguments,
 #     in order) balanced round-robin, every request on its own, with no
 #     stickiness of any kind;
-#   - a health check GET /v2/ (200, or 401 with auth on) every
+#   - a health check GET /readyz (200 once the replica's store is
+#     reachable and writable; 503 not) every
 #     HAPROXY_CHECK_INTERVAL (default 250ms), each given 5 s (a loaded
 #     machine is slow, not down); a server is marked down after 3 failed
 #     checks, or at once when a connection to it fails (observe layer4),
@@ -118,8 +119,8 @@ frontend registry
 
 backend $HAPROXY_BACKEND
   balance roundrobin
-  option httpchk GET /v2/
-  http-check expect rstatus ^(200|401)\$
+  option httpchk GET /readyz
+  http-check expect status 200
   default-server check inter $inter fall 3 rise 2 observe layer4 error-limit 1 on-error mark-down
 EOF
   for server in "$@"; do
