@@ -10,7 +10,7 @@ GO_SRC   := $(shell find cmd internal -name '*.go' 2>/dev/null) go.mod go.sum
 
 .PHONY: help build run test test-unit test-conformance test-conformance-automount-off test-conformance-quick \
         test-conformance-v2 build-conformance clean-conformance test-e2e tools \
-        test-harness fuzz lint clean test-crash test-s3 test-soak check-alerts
+        test-harness fuzz lint clean test-crash test-s3 test-soak test-replicas check-alerts
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-32s %s\n", $$1, $$2}'
@@ -23,7 +23,7 @@ $(BIN): $(GO_SRC)
 run: build ## serve a registry on localhost:5000 with data in ./data
 	./$(BIN) serve --addr localhost:5000 --root ./data
 
-test: lint check-alerts tools test-unit test-conformance test-conformance-automount-off test-conformance-v2 test-harness test-e2e test-crash test-soak test-s3 ## everything that can be tested here
+test: lint check-alerts tools test-unit test-conformance test-conformance-automount-off test-conformance-v2 test-harness test-e2e test-crash test-soak test-s3 test-replicas ## everything that can be tested here
 
 test-unit: ## go vet and go test ./... (race detector on)
 	$(GO) vet ./...
@@ -40,8 +40,12 @@ test-soak: build tools ## soak under hostile load: crane and a Go client beside 
 tools: ## install the pinned e2e clients (crane, oras, regctl, helm, cosign) and versitygw into .tools/bin; checks for the Debian ones
 	scripts/install-tools.sh
 
-test-s3: ## S3 tests on versitygw (a fresh server and bucket on loopback): storage contract and backend (logs in test-results/s3)
+test-s3: build tools $(SUITE_V1) $(SUITE_V2) ## S3 tests on versitygw (a fresh server and bucket on loopback): storage contract and backend; both conformance suites, e2e, kill -9 and gc with octoserve on the bucket (logs in test-results/s3)
 	scripts/test-s3.sh
+
+test-replicas: build tools $(SUITE_V1) $(SUITE_V2) ## 3 replicas on one bucket behind HAProxy: both conformance suites and e2e through it, cross-replica scenarios, a replica killed mid-push (logs in test-results/replicas)
+	@command -v haproxy >/dev/null 2>&1 || { echo "haproxy not found: apt-get install haproxy" >&2; exit 1; }
+	scripts/test-replicas.sh
 
 test-e2e: build ## end-to-end tests: crane, oras, regctl, skopeo, podman, buildah, containerd, helm, cosign against octoserve (logs in test-results/e2e)
 	@command -v skopeo >/dev/null 2>&1 || { echo "skopeo not found: apt-get install skopeo" >&2; exit 1; }
@@ -74,7 +78,7 @@ test-harness: build $(SUITE_V1) ## tests of the conformance scripts: cleanup on 
 	scripts/test-harness.sh
 
 lint: ## gofmt and shellcheck (go vet runs in test-unit)
-	@test -z "$$(gofmt -l cmd internal e2e soak)" || { gofmt -l cmd internal e2e soak; exit 1; }
+	@test -z "$$(gofmt -l cmd internal e2e soak replicas)" || { gofmt -l cmd internal e2e soak replicas; exit 1; }
 	shellcheck -x -P scripts scripts/*.sh scripts/lib/*.sh .ci/run
 
 check-alerts: ## promtool checks and unit-tests the example alert rules (docs/monitoring; Debian package prometheus)

@@ -3,14 +3,18 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/octoserve/octoserve/internal/config"
+	"github.com/octoserve/octoserve/internal/storage"
+	"github.com/octoserve/octoserve/internal/storage/backend"
 )
 
 var (
@@ -23,17 +27,30 @@ var (
 // dry runs on a busy machine.
 const cutoffWait = 2 * time.Minute
 
-// gc runs `octoserve gc --min-age 0` on the serving registry's data
-// directory (a separate process beside the live server) once everything
-// stored so far is older than its cutoff, and returns the bytes freed.
+// storeArg names the serving registry's store to `octoserve gc`:
+// OCTOSERVE_STORE_ARG (--config=FILE for a bucket, --root=DIR), else
+// --root=$OCTOSERVE_ROOT; "" when neither is set.
+func storeArg() string {
+	if a := os.Getenv("OCTOSERVE_STORE_ARG"); a != "" {
+		return a
+	}
+	if root := os.Getenv("OCTOSERVE_ROOT"); root != "" {
+		return "--root=" + root
+	}
+	return ""
+}
+
+// gc runs `octoserve gc --min-age 0` on the serving registry's store (a
+// separate process beside the live server) once everything stored so far
+// is older than its cutoff, and returns the bytes freed.
 func (s *session) gc() int64 {
 	s.t.Helper()
-	bin, root := os.Getenv("OCTOSERVE_BIN"), os.Getenv("OCTOSERVE_ROOT")
-	if bin == "" || root == "" {
-		s.t.Skip("OCTOSERVE_BIN and OCTOSERVE_ROOT name the server's binary and data directory; `make test-e2e` sets them")
+	bin, store := os.Getenv("OCTOSERVE_BIN"), storeArg()
+	if bin == "" || store == "" {
+		s.t.Skip("OCTOSERVE_BIN and OCTOSERVE_STORE_ARG (or OCTOSERVE_ROOT) name the server's binary and store; `make test-e2e` sets them")
 	}
-	newest := s.waitUntilOld(bin, root)
-	out := s.must(bin, "gc", "--root", root, "--min-age", "0")
+	newest := s.waitUntilOld(bin, store)
+	out := s.must(bin, "gc", store, "--min-age", "0")
 	m := gcSummary.FindStringSubmatch(out)
 	if m == nil {
 		s.t.Fatalf("gc printed no summary:\n%s", out)
@@ -60,58 +77,62 @@ func (s *session) gcCutoff(out string) time.Time {
 	return cutoff
 }
 
-// waitUntilOld returns once a collection would count everything stored
-// under root so far as older than its cutoff. Even with --min-age 0, gc
+// waitUntilOld returns once a collection would count everything in the
+// store so far as older than its cutoff. Even with --min-age 0, gc
 // keeps what was written within its store's timestamp slack of its start
 // (a file's time may lag the clock), and how long that is depends on the
 // backend; so rather than sleep a guess, it runs `gc --dry-run`, which
 // prints the cutoff it used, until that cutoff is past the newest
-// modification time under root (taken once, before the first dry run:
+// modification time in the store (taken once, before the first dry run:
 // what gc itself writes later does not count). It returns that newest
 // modification time.
-func (s *session) waitUntilOld(bin, root string) time.Time {
+func (s *session) waitUntilOld(bin, store string) time.Time {
 	s.t.Helper()
-	newest := newestModTime(s.t, root)
+	newest := newestModTime(s.t, store)
 	deadline := time.Now().Add(cutoffWait)
 	for {
-		cutoff := s.gcCutoff(s.must(bin, "gc", "--root", root, "--min-age", "0", "--dry-run"))
+		cutoff := s.gcCutoff(s.must(bin, "gc", store, "--min-age", "0", "--dry-run"))
 		if cutoff.After(newest) {
 			return newest
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("after %v, gc's cutoff %s is still not past the newest file under %s (%s)", cutoffWait,
-				cutoff.Format(time.RFC3339Nano), root, newest.Format(time.RFC3339Nano))
+			s.t.Fatalf("after %v, gc's cutoff %s is still not past the newest object in %s (%s)", cutoffWait,
+				cutoff.Format(time.RFC3339Nano), store, newest.Format(time.RFC3339Nano))
 		}
 		// The cutoff follows the clock: wait about the gap, then look again.
 		time.Sleep(min(newest.Sub(cutoff), time.Second) + time.Millisecond)
 	}
 }
 
-// newestModTime is the latest modification time of anything under root.
-func newestModTime(t *testing.T, root string) time.Time {
+// newestModTime is the latest modification time of anything in the store
+// storeArg names (--root=DIR or --config=FILE), opened as octoserve opens
+// it.
+func newestModTime(t *testing.T, storeArg string) time.Time {
 	t.Helper()
+	var where config.Storage
+	if file, ok := strings.CutPrefix(storeArg, "--config="); ok {
+		cfg, err := config.Load(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		where = cfg.Storage
+	} else {
+		where.Root = strings.TrimPrefix(storeArg, "--root=")
+	}
+	ctx := context.Background()
+	d, _, err := backend.Open(ctx, where)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var newest time.Time
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if os.IsNotExist(err) {
-				return nil // removed meanwhile (a temporary file)
-			}
-			return err
-		}
-		info, err := d.Info()
-		if os.IsNotExist(err) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if info.ModTime().After(newest) {
-			newest = info.ModTime()
+	err = d.Walk(ctx, "", func(e storage.Entry) error {
+		if e.ModTime.After(newest) {
+			newest = e.ModTime
 		}
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("reading modification times under %s: %v", root, err)
+		t.Fatalf("reading modification times in %s: %v", storeArg, err)
 	}
 	return newest
 }

@@ -12,6 +12,8 @@
 #
 # Every OCI_* variable can be overridden from the environment;
 # CONFORMANCE_AUTH=1 runs against an octoserve with basic auth on.
+# REGISTRY_STORAGE_CONFIG=FILE starts it on the store FILE names (an S3
+# bucket: make test-s3) instead of a fresh directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -40,7 +42,7 @@ if [ -z "${OCI_REGISTRY:-}" ]; then
   fi
   registry_start --config "$config"
   export OCI_REGISTRY=$REGISTRY_ADDR OCI_TLS=${OCI_TLS:-disabled}
-  echo "test-conformance-v2: octoserve (pid $REGISTRY_PID) at $REGISTRY_URL, data in $REGISTRY_ROOT"
+  echo "test-conformance-v2: octoserve (pid $REGISTRY_PID) at $REGISTRY_URL, store $REGISTRY_STORE_ARG"
 else
   echo "test-conformance-v2: testing the registry at $OCI_REGISTRY (OCI_REGISTRY is set; starting nothing)"
 fi

@@ -16,6 +16,8 @@
 # OCI_USERNAME/OCI_PASSWORD pass through. CONFORMANCE_AUTH=1 runs against
 # an octoserve with basic auth on (and sets the credentials).
 # OCI_AUTOMATIC_CROSSMOUNT=0 runs octoserve with uploads.automaticMount off.
+# REGISTRY_STORAGE_CONFIG=FILE starts it on the store FILE names (an S3
+# bucket: make test-s3) instead of a fresh directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -58,7 +60,7 @@ if [ -z "${OCI_ROOT_URL:-}" ]; then
   fi
   registry_start --config "$config"
   export OCI_ROOT_URL=$REGISTRY_URL
-  echo "test-conformance: octoserve (pid $REGISTRY_PID) at $OCI_ROOT_URL, data in $REGISTRY_ROOT, uploads.automaticMount $automatic_mount"
+  echo "test-conformance: octoserve (pid $REGISTRY_PID) at $OCI_ROOT_URL, store $REGISTRY_STORE_ARG, uploads.automaticMount $automatic_mount"
 else
   echo "test-conformance: testing the registry at $OCI_ROOT_URL (OCI_ROOT_URL is set; starting nothing)"
 fi

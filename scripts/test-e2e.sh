@@ -16,11 +16,17 @@
 #
 # Usage: scripts/test-e2e.sh [go test flags, e.g. -run 'Oras|Skopeo|Podman']
 # OCTOSERVE_BIN=path tests another octoserve binary (default bin/octoserve).
+# REGISTRY_STORAGE_CONFIG=FILE starts it on the store FILE names (e.g. an
+# S3 bucket) instead of a fresh directory (scripts/lib/registry.sh).
+# OCTOSERVE_ADDR=HOST:PORT tests that registry (e.g. replicas behind a load
+# balancer) and starts nothing; then OCTOSERVE_STORE_ARG (--config=FILE or
+# --root=DIR) names its store for the scenario that runs `octoserve gc`.
+# E2E_RESULTS=DIR keeps the logs there instead of test-results/e2e.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
 GO="${GO:-go}"
-RESULTS="$ROOT/test-results/e2e"
+RESULTS=$(realpath -m "${E2E_RESULTS:-$ROOT/test-results/e2e}")
 
 # skopeo, podman, buildah and containerd are Debian packages, not something
 # this script may download.
@@ -72,7 +78,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-registry_start
+if [ -n "${OCTOSERVE_ADDR:-}" ]; then
+  REGISTRY_ADDR=$OCTOSERVE_ADDR REGISTRY_URL=http://$OCTOSERVE_ADDR REGISTRY_ROOT=""
+  REGISTRY_STORE_ARG=${OCTOSERVE_STORE_ARG:-}
+  echo "test-e2e: testing the registry at $OCTOSERVE_ADDR (OCTOSERVE_ADDR is set; starting nothing)"
+else
+  registry_start
+fi
 
 # The module version go install built (helm's own version command omits the
 # patch level when built without release flags).
@@ -85,7 +97,7 @@ echo "test-e2e: Debian clients: skopeo $(skopeo --version | awk '{print $3}'), p
 echo "test-e2e: the client output of a failed scenario goes to test-results/e2e/<TestName>.log"
 
 status=0
-OCTOSERVE_ADDR="$REGISTRY_ADDR" OCTOSERVE_ROOT="$REGISTRY_ROOT" OCTOSERVE_BIN="$(realpath "${OCTOSERVE_BIN:-bin/octoserve}")" \
+OCTOSERVE_ADDR="$REGISTRY_ADDR" OCTOSERVE_ROOT="$REGISTRY_ROOT" OCTOSERVE_STORE_ARG="$REGISTRY_STORE_ARG" OCTOSERVE_BIN="$(realpath "${OCTOSERVE_BIN:-bin/octoserve}")" \
   OCTOSERVE_E2E_RESULTS="$RESULTS" TMPDIR="$E2E_TMP" \
   "$GO" test -tags e2e -count=1 -timeout 20m -v "$@" ./e2e 2>&1 | tee "$RESULTS/go-test.log" || status=$?
 if [ "$status" -ne 0 ]; then

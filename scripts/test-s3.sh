@@ -11,6 +11,17 @@
 #   nospace    a second versitygw on a 24 MiB tmpfs (mounted here: root
 #              only), filled up: writes fail with storage.ErrNoSpace and
 #              leave nothing behind
+# The registry on the bucket (octoserve started by scripts/lib/registry.sh
+# with a storage.s3 file, REGISTRY_STORAGE_CONFIG; a key prefix per step):
+#   conformance     the 2023 suite, every workflow on (scripts/test-conformance.sh)
+#   conformance-v2  the 2026 suite, every option on (scripts/test-conformance-v2.sh)
+#   e2e        the real-client scenarios (scripts/test-e2e.sh) but those
+#              that start an octoserve of their own for auth (on a local
+#              directory, so they test nothing of S3): E2E_S3_SKIP
+#   crash      the kill -9 test (internal/crashtest) on the bucket,
+#              CRASH_S3_ROUNDS rounds (default 10)
+#   gc         collections back to back beside an HTTP server taking
+#              pushes, then verify (internal/gc TestGCBesideLiveServer)
 # Steps run only when named:
 #   bench      the S3 driver's benchmarks (writer, reader, small objects),
 #              BENCHTIME (default 20x) each
@@ -31,7 +42,7 @@ cd "$(dirname "$0")/.."
 ROOT="$PWD"
 GO="${GO:-go}"
 RESULTS="$ROOT/test-results/s3"
-ALL_STEPS=(storage nospace)
+ALL_STEPS=(storage nospace conformance conformance-v2 e2e crash gc)
 NAMED_STEPS=(bench)
 
 steps=("$@")
@@ -49,6 +60,7 @@ scripts/install-tools.sh versitygw
 
 rm -rf "$RESULTS"
 mkdir -p "$RESULTS"
+WORK="" # the steps' storage files
 
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
@@ -59,11 +71,13 @@ cleanup() {
     cp "$VERSITYGW_LOG" "$RESULTS/versitygw.log"
   fi
   versitygw_stop
+  [ -z "$WORK" ] || rm -rf "$WORK"
   return "$status"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/octoserve-test-s3.XXXXXX")
 
 versitygw_start
 echo "test-s3: versitygw at $VERSITYGW_ENDPOINT, bucket $VERSITYGW_BUCKET, data in $VERSITYGW_ROOT"
@@ -119,6 +133,50 @@ step_nospace() (
     go_test "$RESULTS/nospace.log" -race -timeout 10m -run '^TestNoSpace$' ./internal/storage/s3/
 )
 
+# s3_config STEP: writes the storage file of a step (the bucket, under a
+# key prefix of its own) and prints its path.
+s3_config() {
+  local file
+  file=$(mktemp "$WORK/$1.XXXXXX.yaml")
+  versitygw_storage_config "$file" "$1-$(_versitygw_random 4)"
+  echo "$file"
+}
+
+# no_skips LOG: fails if go test -v output in LOG shows a skipped test.
+no_skips() {
+  if grep -q -- '--- SKIP' "$1"; then
+    echo "test-s3: tests were skipped (see above); every S3 test must run" >&2
+    return 1
+  fi
+}
+
+step_conformance() {
+  REGISTRY_STORAGE_CONFIG=$(s3_config conformance) CONFORMANCE_RESULTS="$RESULTS/conformance" \
+    scripts/test-conformance.sh 2>&1 | tee "$RESULTS/conformance.log"
+}
+
+step_conformance-v2() {
+  REGISTRY_STORAGE_CONFIG=$(s3_config conformance-v2) CONFORMANCE_RESULTS="$RESULTS/conformance-v2" \
+    scripts/test-conformance-v2.sh 2>&1 | tee "$RESULTS/conformance-v2.log"
+}
+
+# The scenarios with an auth octoserve of their own, on a local directory.
+E2E_S3_SKIP=${E2E_S3_SKIP:-Auth|AnonymousPullThenLogin}
+
+step_e2e() {
+  REGISTRY_STORAGE_CONFIG=$(s3_config e2e) E2E_RESULTS="$RESULTS/e2e" \
+    scripts/test-e2e.sh -skip "$E2E_S3_SKIP" 2>&1 | tee "$RESULTS/e2e.log" && no_skips "$RESULTS/e2e.log"
+}
+
+step_crash() {
+  CRASH_STORAGE_CONFIG=$(s3_config crash) OCTOSERVE_BIN="$ROOT/bin/octoserve" CRASH_ROUNDS="${CRASH_S3_ROUNDS:-10}" CRASH_KILL_SCALE=4 \
+    go_test "$RESULTS/crash.log" -timeout 15m -run '^TestKill9$' ./internal/crashtest/
+}
+
+step_gc() {
+  go_test "$RESULTS/gc.log" -timeout 10m -run '^TestGCBesideLiveServer$/^s3$' ./internal/gc/
+}
+
 step_bench() {
   "$GO" test -count=1 -run '^$' -bench . -benchtime "${BENCHTIME:-20x}" ./internal/storage/s3/ 2>&1 |
     tee "$RESULTS/bench.txt"
@@ -128,7 +186,7 @@ failed=()
 for s in "${steps[@]}"; do
   echo "test-s3: === $s"
   if "step_$s"; then
-    rm -f "$RESULTS/$s.log"
+    rm -rf "$RESULTS/$s.log" "${RESULTS:?}/$s"
     echo "test-s3: --- $s passed"
   else
     echo "test-s3: --- $s FAILED (log: test-results/s3/$s.log)" >&2

@@ -4,16 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/octoserve/octoserve/internal/storage"
 )
 
 const manifestAccept = mtManifest + ", " + mtIndex
@@ -25,7 +26,7 @@ const maxFailures = 40
 type checker struct {
 	c        *http.Client
 	base     string
-	root     string
+	store    storage.Driver // the server's store, to describe what it holds
 	l        *ledger
 	failures []string
 	requests int
@@ -36,8 +37,8 @@ type checker struct {
 	walked                          map[key]bool // (repo, manifest digest) walked completely
 }
 
-func newChecker(c *http.Client, base, root string, l *ledger) *checker {
-	return &checker{c: c, base: base, root: root, l: l, blobDone: map[key]bool{}, walked: map[key]bool{}}
+func newChecker(c *http.Client, base string, store storage.Driver, l *ledger) *checker {
+	return &checker{c: c, base: base, store: store, l: l, blobDone: map[key]bool{}, walked: map[key]bool{}}
 }
 
 func (k *checker) fail(format string, args ...any) {
@@ -91,21 +92,22 @@ func show(b []byte) string {
 	return fmt.Sprintf("%q (%d bytes, %s)", b, len(b), sha256Digest(b))
 }
 
-// onDisk describes what the storage root holds for a blob or manifest
-// digest (and a tag) in repo, following the layout documented in
+// onDisk describes what the store holds for a blob or manifest digest
+// (and a tag) in repo, following the layout documented in
 // internal/registry/registry.go, so a failure shows what was visible.
 func (k *checker) onDisk(repo, d, tag string) string {
 	alg, hex, ok := strings.Cut(d, ":")
 	var parts []string
-	stat := func(label, rel string) {
-		st, err := os.Stat(filepath.Join(k.root, filepath.FromSlash(rel)))
+	ctx := context.Background()
+	stat := func(label, key string) {
+		info, err := k.store.Stat(ctx, key)
 		switch {
-		case err != nil:
+		case errors.Is(err, storage.ErrNotFound):
 			parts = append(parts, label+": absent")
-		case st.IsDir():
-			parts = append(parts, label+": directory")
+		case err != nil:
+			parts = append(parts, fmt.Sprintf("%s: %v", label, err))
 		default:
-			parts = append(parts, fmt.Sprintf("%s: %d bytes", label, st.Size()))
+			parts = append(parts, fmt.Sprintf("%s: %d bytes", label, info.Size))
 		}
 	}
 	if ok && len(hex) > 2 {
@@ -114,7 +116,7 @@ func (k *checker) onDisk(repo, d, tag string) string {
 		stat("manifest link", "repositories/"+repo+"/_manifests/revisions/"+alg+"/"+hex)
 	}
 	if tag != "" {
-		b, err := os.ReadFile(filepath.Join(k.root, "repositories", filepath.FromSlash(repo), "_manifests", "tags", tag))
+		b, err := k.store.GetContent(ctx, "repositories/"+repo+"/_manifests/tags/"+tag)
 		if err != nil {
 			parts = append(parts, "tag file: absent")
 		} else {

@@ -31,11 +31,13 @@ var repos = []string{"crash/alpha", "crash/beta", "crash/nested/gamma"}
 // PATCH the rest, PUT), then push again the image that was in flight, so
 // whatever the crash left behind is reused, not just left alone.
 //
-// OCTOSERVE_BIN   the binary to test (required; the test skips without it)
-// CRASH_ROUNDS    kill/restart rounds (default 20)
-// CRASH_WORKERS   concurrent pushers (default 4)
-// CRASH_SEED      seed of the image contents and choices (default: random, logged)
-// CRASH_KEEP_ROOT keep the storage root after the test (its path is logged)
+// OCTOSERVE_BIN        the binary to test (required; the test skips without it)
+// CRASH_ROUNDS         kill/restart rounds (default 20)
+// CRASH_WORKERS        concurrent pushers (default 4)
+// CRASH_SEED           seed of the image contents and choices (default: random, logged)
+// CRASH_KEEP_ROOT      keep the storage root after the test (its path is logged)
+// CRASH_STORAGE_CONFIG a config file naming the store to use instead of a root (S3)
+// CRASH_KILL_SCALE     multiply the 50–400 ms before each kill (default 1; S3: slower)
 func TestKill9(t *testing.T) {
 	bin := os.Getenv("OCTOSERVE_BIN")
 	if bin == "" {
@@ -46,6 +48,7 @@ func TestKill9(t *testing.T) {
 	}
 	rounds := envInt(t, "CRASH_ROUNDS", 20)
 	workers := envInt(t, "CRASH_WORKERS", 4)
+	killScale := envInt(t, "CRASH_KILL_SCALE", 1)
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("CRASH_SEED"); s != "" {
 		v, err := strconv.ParseUint(s, 10, 64)
@@ -62,7 +65,8 @@ func TestKill9(t *testing.T) {
 		}
 		t.Logf("storage root kept at %s", root)
 	}
-	t.Logf("%d rounds, %d pushers, CRASH_SEED=%d, root %s", rounds, workers, seed, root)
+	st := openStore(t, root)
+	t.Logf("%d rounds, %d pushers, CRASH_SEED=%d, %s", rounds, workers, seed, st.where)
 
 	tr := &http.Transport{
 		Proxy:               nil, // loopback only, whatever the environment says
@@ -87,7 +91,7 @@ func TestKill9(t *testing.T) {
 
 	l := newLedger()
 	start := time.Now()
-	srv := startServer(t, bin, root)
+	srv := startServer(t, bin, st.arg)
 	retries := make([]*imagePlan, workers)
 	resumes := make([]*openUpload, workers)
 	var resumed, resumeGone int
@@ -126,6 +130,7 @@ func TestKill9(t *testing.T) {
 		}
 		// The kill's moment: random, not a synchronisation.
 		delay := time.Duration(50+rng.IntN(351)) * time.Millisecond
+		delay *= time.Duration(killScale)
 		time.Sleep(delay)
 		select {
 		case <-srv.done:
@@ -143,9 +148,9 @@ func TestKill9(t *testing.T) {
 		}
 
 		killed := srv
-		srv = startServer(t, bin, root)
+		srv = startServer(t, bin, st.arg)
 		checkStart := time.Now()
-		k := newChecker(client, srv.base(), root, l)
+		k := newChecker(client, srv.base(), st.d, l)
 		// Each round checks what the last two rounds pushed (a retry
 		// re-pushes what the previous round had in flight); every tenth
 		// round and the last check everything pushed since the start.
@@ -179,13 +184,14 @@ func TestKill9(t *testing.T) {
 	srv.stop(t)
 	b, m, tg := l.totals()
 	t.Logf("upload sessions open at a kill: %d resumed after the restart from the size the registry reported, %d finished by the PUT in flight at the kill (session 404, blob stored)", resumed, resumeGone)
-	verify(t, bin, root)
+	verify(t, bin, st.arg)
 	t.Logf("%d rounds in %v; %d blobs, %d manifests, %d tags acknowledged and served back intact", rounds, time.Since(start).Round(time.Millisecond), b, m, tg)
 }
 
-// verify runs `octoserve verify --root root` when the binary has that
-// subcommand (it lists it in its usage) and requires exit status 0.
-func verify(t *testing.T, bin, root string) {
+// verify runs `octoserve verify` on the store (storeArg: --root=DIR or
+// --config=FILE) when the binary has that subcommand (it lists it in its
+// usage) and requires exit status 0.
+func verify(t *testing.T, bin, storeArg string) {
 	t.Helper()
 	usage, _ := exec.Command(bin, "help").CombinedOutput()
 	if !regexp.MustCompile(`(?m)^\s*octoserve verify\b`).Match(usage) {
@@ -195,9 +201,9 @@ func verify(t *testing.T, bin, root string) {
 	ctx, cancel := context.WithTimeout(context.Background(), verifyTimeout)
 	defer cancel()
 	start := time.Now()
-	out, err := exec.CommandContext(ctx, bin, "verify", "--root", root).CombinedOutput()
+	out, err := exec.CommandContext(ctx, bin, "verify", storeArg).CombinedOutput()
 	if err != nil {
-		t.Errorf("octoserve verify --root %s: %v; output:\n%s", root, err, out)
+		t.Errorf("octoserve verify %s: %v; output:\n%s", storeArg, err, out)
 		return
 	}
 	t.Logf("octoserve verify: consistent (%v): %s", time.Since(start).Round(time.Millisecond), lastLine(out))

@@ -41,13 +41,14 @@ type server struct {
 // slog's text format: msg="octoserve listening" addr=127.0.0.1:41234 ...
 var listenRE = regexp.MustCompile(`msg="octoserve listening".*?\baddr="?([^"\s]+)`)
 
-// startServer runs bin serve on root, listening on a kernel-chosen
-// loopback port, and returns once it logged its address. The process is
-// killed when the test ends, whatever happens.
-func startServer(t *testing.T, bin, root string) *server {
+// startServer runs bin serve on the store storeArg names (--root=DIR or
+// --config=FILE), listening on a kernel-chosen loopback port, and returns
+// once it logged its address. The process is killed when the test ends,
+// whatever happens.
+func startServer(t *testing.T, bin, storeArg string) *server {
 	t.Helper()
 	s := &server{log: newLogTail(200), done: make(chan struct{})}
-	s.cmd = exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--root", root)
+	s.cmd = exec.Command(bin, "serve", "--addr", "127.0.0.1:0", storeArg)
 	s.cmd.Stdout = s.log
 	s.cmd.Stderr = s.log
 	s.cmd.Env = os.Environ()

@@ -22,6 +22,8 @@ import (
 	"github.com/octoserve/octoserve/internal/registry"
 	"github.com/octoserve/octoserve/internal/storage"
 	"github.com/octoserve/octoserve/internal/storage/filesystem"
+	"github.com/octoserve/octoserve/internal/storage/s3"
+	"github.com/octoserve/octoserve/internal/storage/s3/s3test"
 )
 
 // TestGCBesideLiveServer is issue 6's "safe while the server is serving":
@@ -38,15 +40,48 @@ import (
 // consistent. Halfway through, each client waits until a collection has
 // removed some of what was deleted, so that collections remove garbage
 // while pushes go on however fast or slow the machine is.
+//
+// It runs on a directory and, when the S3 test server is there (make
+// test-s3 starts one: internal/storage/s3/s3test), on a bucket: there
+// the server and the collector are two drivers on one key prefix, as two
+// replicas are.
 func TestGCBesideLiveServer(t *testing.T) {
-	root := t.TempDir()
-	serveDriver, err := filesystem.New(root)
+	t.Run("filesystem", func(t *testing.T) {
+		root := t.TempDir()
+		gcBesideLiveServer(t, func() (storage.Driver, error) { return filesystem.New(root) })
+	})
+	t.Run("s3", func(t *testing.T) {
+		srv := s3test.Require(t)
+		cfg := s3.Config{Endpoint: srv.Endpoint, Region: srv.Region, Bucket: srv.Bucket, PathStyle: true,
+			AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, Prefix: s3test.Prefix(t)}
+		var first *s3.Driver
+		t.Cleanup(func() {
+			if first != nil {
+				if err := first.DeleteAll(context.Background(), ""); err != nil {
+					t.Errorf("emptying the test prefix: %v", err)
+				}
+			}
+		})
+		gcBesideLiveServer(t, func() (storage.Driver, error) {
+			d, err := s3.New(context.Background(), cfg)
+			if first == nil {
+				first = d
+			}
+			return d, err
+		})
+	})
+}
+
+// gcBesideLiveServer is TestGCBesideLiveServer on the store open opens,
+// once for the server and once for the collector.
+func gcBesideLiveServer(t *testing.T, open func() (storage.Driver, error)) {
+	serveDriver, err := open()
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(api.New(registry.New(&slowDisk{Driver: serveDriver}, registry.Options{})))
 	defer srv.Close()
-	gcDriver, err := filesystem.New(root)
+	gcDriver, err := open()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,7 +66,14 @@ func (r *Registry) manifestBytes(ctx context.Context, d reference.Digest) ([]byt
 	if err != nil {
 		return nil, fmt.Errorf("reading manifest %s: %w", d, err)
 	}
-	r.manifest.put(d.String(), b)
+	// Only bytes that match their digest are kept: damaged ones (a damaged
+	// disk or bucket) are read again next time, so that once they are
+	// stored again — by a push through any process — this one serves the
+	// repaired bytes too, instead of contradicting the store until it
+	// restarts.
+	if reference.FromBytes(d.Algorithm(), b) == d {
+		r.manifest.put(d.String(), b)
+	}
 	return b, nil
 }
 

@@ -127,7 +127,7 @@ type Driver interface {
 	// its content, or returns ErrNotFound. It is for garbage collection's
 	// benefit only (a writer refreshing what it relies on, see the
 	// registry's protocol.go) and need not survive a crash. On an object
-	// store it is a copy of the object onto itself: keep touched objects
+	// store it writes the object's bytes again: keep touched objects
 	// small.
 	Touch(ctx context.Context, path string) error
 

@@ -19,11 +19,24 @@
 #                  before registry_stop if you want to keep it)
 # REGISTRY_URL is https://... when the server was started with TLS (then
 # the probe skips certificate verification).
+# With REGISTRY_STORAGE_CONFIG set to a config file (e.g. a storage.s3
+# section), the server is started with --config FILE before the extra
+# arguments and no --root: it stores where that file says, and
+# REGISTRY_ROOT is empty. Either way it also exports
+#   REGISTRY_STORE_ARG  one argument naming the store for `octoserve gc` and
+#                       `octoserve verify`: --config=FILE or --root=DIR
 # registry_stop kills exactly REGISTRY_PID (TERM, then KILL after 5 s;
 # never by name) and removes the scratch directory.
+#
+# Several at once (replicas of one store): after each registry_start, keep
+# REGISTRY_PID and REGISTRY_SCRATCH (its scratch directory) and call
+# registry_detach, which forgets that server without stopping it so that
+# registry_start starts another; stop each with
+# registry_stop_pid PID SCRATCH (a trap must, as for registry_stop).
 
 # Not inherited: a script run by one that started a registry starts its own.
 REGISTRY_PID="" REGISTRY_SCRATCH="" REGISTRY_ADDR="" REGISTRY_URL="" REGISTRY_ROOT="" REGISTRY_LOG=""
+REGISTRY_STORE_ARG=""
 
 # registry_trap [FUNC]: on EXIT, whatever the cause, run FUNC (if given;
 # e.g. to keep logs or stop a client) and then registry_stop; INT and TERM
@@ -57,10 +70,19 @@ registry_start() {
     return 1
   fi
   REGISTRY_SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/octoserve-test.XXXXXX")
-  REGISTRY_ROOT=$REGISTRY_SCRATCH/data
   REGISTRY_LOG=$REGISTRY_SCRATCH/octoserve.log
+  local store=()
+  if [ -n "${REGISTRY_STORAGE_CONFIG:-}" ]; then
+    REGISTRY_ROOT=""
+    REGISTRY_STORE_ARG=--config=$REGISTRY_STORAGE_CONFIG
+    store=(--config "$REGISTRY_STORAGE_CONFIG")
+  else
+    REGISTRY_ROOT=$REGISTRY_SCRATCH/data
+    REGISTRY_STORE_ARG=--root=$REGISTRY_ROOT
+    store=(--root "$REGISTRY_ROOT")
+  fi
   : >"$REGISTRY_LOG" # exists before the server opens it: the loop below reads it
-  "$bin" serve --addr 127.0.0.1:0 --root "$REGISTRY_ROOT" "$@" >"$REGISTRY_LOG" 2>&1 &
+  "$bin" serve --addr 127.0.0.1:0 "${store[@]}" "$@" >"$REGISTRY_LOG" 2>&1 &
   REGISTRY_PID=$!
   local deadline=$((SECONDS + timeout)) addr="" code="" scheme
   while [ "$SECONDS" -lt "$deadline" ]; do
@@ -75,7 +97,7 @@ registry_start() {
         if [ "$code" = 200 ] || [ "$code" = 401 ]; then
           REGISTRY_ADDR=$addr
           REGISTRY_URL=$scheme://$addr
-          export REGISTRY_ADDR REGISTRY_URL REGISTRY_PID REGISTRY_ROOT REGISTRY_LOG
+          export REGISTRY_ADDR REGISTRY_URL REGISTRY_PID REGISTRY_ROOT REGISTRY_LOG REGISTRY_STORE_ARG
           return 0
         fi
       done
@@ -119,4 +141,14 @@ registry_stop() {
     rm -rf "$REGISTRY_SCRATCH"
     REGISTRY_SCRATCH=""
   fi
+}
+
+registry_detach() {
+  REGISTRY_PID="" REGISTRY_SCRATCH=""
+}
+
+# registry_stop_pid PID SCRATCH: registry_stop for a detached server.
+registry_stop_pid() {
+  local REGISTRY_PID=$1 REGISTRY_SCRATCH=$2
+  registry_stop
 }

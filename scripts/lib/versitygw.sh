@@ -32,6 +32,14 @@
 #                         before versitygw_stop to keep it)
 # versitygw_stop kills exactly VERSITYGW_PID (TERM, then KILL after 5 s;
 # never by name) and removes the scratch directory.
+#
+#   versitygw_storage_config FILE PREFIX
+# writes an octoserve configuration file (mode 600: it holds the key) whose
+# storage section is this server's bucket under key PREFIX, for
+# `octoserve serve/gc/verify --config FILE` (layered under others).
+
+# shellcheck source=lib/port.sh
+. "$(dirname "${BASH_SOURCE[0]}")/port.sh"
 
 # Not inherited: a script run by one that started a server starts its own.
 VERSITYGW_PID="" VERSITYGW_SCRATCH="" VERSITYGW_ENDPOINT="" VERSITYGW_ROOT="" VERSITYGW_LOG=""
@@ -58,7 +66,7 @@ versitygw_start() {
   VERSITYGW_SECRET_KEY=$(_versitygw_random 20)
   mkdir -p "$VERSITYGW_ROOT"
   for ((attempt = 1; attempt <= tries; attempt++)); do
-    port=$(_versitygw_free_port) || {
+    port=$(port_pick) || {
       _versitygw_fail "no free port found"
       return 1
     }
@@ -81,26 +89,6 @@ versitygw_start() {
 # _versitygw_random N: 2N lowercase hex characters from the kernel.
 _versitygw_random() {
   od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'
-}
-
-# _versitygw_free_port: a port between 10000 and the start of the
-# ephemeral range that nothing listens on now.
-_versitygw_free_port() {
-  local low=32768 port i
-  read -r low _ </proc/sys/net/ipv4/ip_local_port_range || true
-  [ "$low" -gt 11024 ] || low=61000 # an unusual range: use the space above it
-  for ((i = 0; i < 50; i++)); do
-    if [ "$low" = 61000 ]; then
-      port=$((61000 + RANDOM % 4000))
-    else
-      port=$((10000 + (RANDOM * 32768 + RANDOM) % (low - 10000)))
-    fi
-    if [ -z "$(ss -Hltn "sport = :$port" 2>/dev/null)" ]; then
-      echo "$port"
-      return 0
-    fi
-  done
-  return 1
 }
 
 # _versitygw_run BIN PORT: starts the server on PORT and sets
@@ -157,6 +145,22 @@ _versitygw_create_bucket() {
     _versitygw_fail "creating bucket $VERSITYGW_BUCKET answered '$code'"
     return 1
   fi
+}
+
+versitygw_storage_config() {
+  local file=$1 prefix=$2
+  (umask 077 && cat >"$file" <<YAML
+storage:
+  s3:
+    endpoint: $VERSITYGW_ENDPOINT
+    region: $VERSITYGW_REGION
+    bucket: $VERSITYGW_BUCKET
+    prefix: $prefix
+    pathStyle: true
+    accessKey: $VERSITYGW_ACCESS_KEY
+    secretKey: $VERSITYGW_SECRET_KEY
+YAML
+  )
 }
 
 _versitygw_fail() {

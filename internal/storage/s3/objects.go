@@ -3,12 +3,12 @@ package s3
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	s3sdk "github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/octoserve/octoserve/internal/storage"
 )
@@ -173,22 +173,26 @@ func (d *Driver) CheckBucket(ctx context.Context) error {
 	return nil
 }
 
-// Touch implements storage.Driver: a copy of the object onto itself with
-// new metadata, which the service stamps with its own now. A missing
-// object fails as a missing copy source (NoSuchKey), so a touch never
-// creates one.
+// Touch implements storage.Driver by writing the object's bytes again,
+// only if it is still the version just read (If-Match): the service
+// stamps the new write with its now, and a touch never re-creates an
+// object deleted meanwhile. (A copy of the object onto itself would take
+// one request, but a service need not give it a new Last-Modified:
+// versitygw's posix backend only rewrites the metadata of an object
+// copied onto itself and keeps its time, so garbage collection judged a
+// link a push had just refreshed as old, and removed it.) Touched objects
+// are small (storage.Driver.Touch).
 func (d *Driver) Touch(ctx context.Context, p string) error {
-	key, err := d.key(p)
+	b, v, err := d.GetVersioned(ctx, p)
 	if err != nil {
 		return err
 	}
-	_, err = d.client.CopyObject(ctx, &s3sdk.CopyObjectInput{
-		Bucket:            &d.bucket,
-		Key:               &key,
-		CopySource:        aws.String(copySource(d.bucket, key)),
-		MetadataDirective: types.MetadataDirectiveReplace,
-		ContentType:       aws.String("application/octet-stream"),
-		Metadata:          map[string]string{tokenKey: newToken()},
-	})
-	return d.wrap("touch", p, err)
+	err = d.PutIf(ctx, p, b, v)
+	if !errors.Is(err, storage.ErrChanged) {
+		return err
+	}
+	// Deleted since it was read (not found), or written again by someone
+	// else, which stamped it after this touch began: as good as touched.
+	_, err = d.Stat(ctx, p)
+	return err
 }

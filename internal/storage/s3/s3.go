@@ -187,14 +187,20 @@ func New(ctx context.Context, cfg Config, opts ...func(*s3sdk.Options)) (*Driver
 
 // newRetryer is the SDK's standard retryer without its client-side retry
 // quota (which, once drained by a burst of failures, fails requests that
-// would have succeeded), and retrying the 409 that AWS answers while a
-// conflicting conditional write is in flight, as AWS advises.
+// would have succeeded), and retrying two 409s that say a write did not
+// happen for a passing reason: the one AWS answers while a conflicting
+// conditional write is in flight, as AWS advises; and versitygw's
+// ExistingObjectIsDirectory, which its posix backend (objects as files)
+// answers a write whose parent directory a concurrent delete of the last
+// object below it removed at that moment — garbage collection removing a
+// blob's last link while a push links it elsewhere. No key octoserve
+// writes is ever a directory, so the write is sent again.
 func newRetryer() aws.Retryer {
 	r := retry.NewStandard(func(o *retry.StandardOptions) {
 		o.MaxAttempts = maxAttempts
 		o.RateLimiter = ratelimit.None
 	})
-	return retry.AddWithErrorCodes(r, "ConditionalRequestConflict")
+	return retry.AddWithErrorCodes(r, "ConditionalRequestConflict", "ExistingObjectIsDirectory")
 }
 
 // String names the store, for logs: ENDPOINT/BUCKET/PREFIX.
