@@ -161,6 +161,12 @@ func (r *Registry) verifyRepository(ctx context.Context, name string, v *VerifyR
 		if r.opts.Sparse {
 			continue
 		}
+		if cached, err := r.isCached(ctx, name, rev.digest); err != nil || cached {
+			if err != nil {
+				return err
+			}
+			continue // fetched by a pull-through cache: sparse
+		}
 		if err := r.checkReferencesExist(ctx, name, mediaType, mf); err != nil {
 			v.problem("%s: manifest %s: %v", name, rev.digest, err)
 		}
