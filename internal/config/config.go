@@ -21,6 +21,7 @@ type Config struct {
 	TLS        TLS        `yaml:"tls"`
 	GC         GC         `yaml:"gc"`
 	Uploads    Uploads    `yaml:"uploads"`
+	Proxy      Proxy      `yaml:"proxy"` // pull-through cache (proxy.go)
 }
 
 // GC configures garbage collection inside `serve` and the defaults of
@@ -192,5 +193,5 @@ func (c Config) Validate() error {
 	if c.Auth.Htpasswd == "" && (len(c.Auth.Rules) > 0 || len(c.Auth.Groups) > 0) {
 		return fmt.Errorf("auth.rules and auth.groups need auth.htpasswd: without it authentication is off")
 	}
-	return nil
+	return c.Proxy.validate()
 }
