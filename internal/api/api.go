@@ -32,6 +32,9 @@ type API struct {
 	permit Permit
 	log    *slog.Logger
 	routes map[Kind]map[string]handlerFunc
+	// content serves pulls: reg, or a mirror in front of it (mirror.go).
+	content Content
+	mirror  Mirror
 }
 
 // Option configures an API.
@@ -45,7 +48,7 @@ func WithGuard(g Guard) Option { return func(a *API) { a.guard = g } }
 
 // New returns the API for reg.
 func New(reg *registry.Registry, opts ...Option) *API {
-	a := &API{reg: reg, log: slog.New(slog.DiscardHandler)}
+	a := &API{reg: reg, log: slog.New(slog.DiscardHandler), content: reg}
 	for _, o := range opts {
 		o(a)
 	}
@@ -65,6 +68,9 @@ func New(reg *registry.Registry, opts ...Option) *API {
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	rt, err := ParseRoute(r.URL.Path)
+	if err == nil {
+		rt, err = a.mirrored(r, rt)
+	}
 	if err != nil {
 		ocierr.Write(w, err)
 		return
@@ -79,6 +85,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if r, ok = a.guard(w, r, rt); !ok {
 			return
 		}
+	}
+	if err := a.checkWrite(r.Method, rt); err != nil {
+		ocierr.Write(w, err)
+		return
 	}
 	if err := h(w, r, rt); err != nil {
 		a.fail(w, r, err)
