@@ -52,7 +52,12 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	apiOpts := []api.Option{api.WithLogger(log)}
+	apiOpts, stopMirror, err := mirrorOptions(cfg, reg, log)
+	if err != nil {
+		return err
+	}
+	defer stopMirror()
+	apiOpts = append(apiOpts, api.WithLogger(log))
 	if cfg.Auth.Htpasswd != "" {
 		authn, err := auth.New(cfg.Auth, log)
 		if err != nil {
@@ -67,7 +72,7 @@ func serve(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	go gc.Run(ctx, log, reg, cfg.GC, cfg.Uploads)
+	go gc.Run(ctx, log, reg, cfg.GC, cfg.Uploads, cfg.Proxy)
 	return server.Run(ctx, log, server.Options{
 		Addr:              cfg.HTTP.Addr,
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,

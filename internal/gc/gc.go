@@ -18,7 +18,7 @@ import (
 )
 
 // Run does housekeeping until ctx ends.
-func Run(ctx context.Context, log *slog.Logger, reg *registry.Registry, gcCfg config.GC, up config.Uploads) {
+func Run(ctx context.Context, log *slog.Logger, reg *registry.Registry, gcCfg config.GC, up config.Uploads, cache config.Proxy) {
 	purge := time.NewTicker(up.PurgeInterval)
 	defer purge.Stop()
 	var collect <-chan time.Time
@@ -43,7 +43,8 @@ func Run(ctx context.Context, log *slog.Logger, reg *registry.Registry, gcCfg co
 				log.Info("removed abandoned uploads", "count", n, "maxIdle", up.MaxIdle)
 			}
 		case <-collect:
-			Collect(ctx, log, reg, registry.GCOptions{MinAge: gcCfg.MinAge, ClockSkew: gcCfg.ClockSkew, DeleteUntagged: gcCfg.DeleteUntagged, UploadMaxIdle: up.MaxIdle})
+			Collect(ctx, log, reg, registry.GCOptions{MinAge: gcCfg.MinAge, ClockSkew: gcCfg.ClockSkew, DeleteUntagged: gcCfg.DeleteUntagged, UploadMaxIdle: up.MaxIdle,
+				CacheExpiry: cache.Expiry, CacheMaxBytes: cache.MaxBytes})
 		}
 	}
 }
@@ -64,6 +65,7 @@ func Collect(ctx context.Context, log *slog.Logger, reg *registry.Registry, opts
 		log.Warn("garbage collection skipped a repository", "reason", s)
 	}
 	log.Info("garbage collection done", "dryRun", opts.DryRun, "cutoff", report.Cutoff, "blobs", len(report.Blobs), "bytesFreed", report.BytesFreed,
-		"links", report.Links, "manifests", len(report.Manifests), "referrers", report.Referrers, "uploads", report.Uploads, "duration", time.Since(start))
+		"links", report.Links, "manifests", len(report.Manifests), "referrers", report.Referrers, "uploads", report.Uploads,
+		"cacheExpired", len(report.Expired), "duration", time.Since(start))
 	return report, nil
 }

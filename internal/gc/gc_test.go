@@ -36,7 +36,7 @@ func TestRunCollectsOnSchedule(t *testing.T) {
 	go func() {
 		Run(ctx, slog.New(slog.DiscardHandler), reg,
 			config.GC{Interval: 10 * time.Millisecond},
-			config.Uploads{MaxIdle: time.Nanosecond, PurgeInterval: 10 * time.Millisecond})
+			config.Uploads{MaxIdle: time.Nanosecond, PurgeInterval: 10 * time.Millisecond}, config.Proxy{})
 		close(done)
 	}()
 	deadline := time.Now().Add(10 * time.Second)
