@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs the pinned OCI clients used by the end-to-end tests (make test-e2e)
-# into .tools/bin (git-ignored) with `go install`, from the Go module proxy.
+# Installs the pinned OCI clients used by the end-to-end tests (make test-e2e),
+# and the reference registry they use as an upstream, into .tools/bin (git-ignored) with `go install`, from the Go module proxy.
 # Nothing here downloads a release binary.
 #
 # A tool is reinstalled only when its binary is missing or its stamp file
@@ -25,6 +25,9 @@ TOOLS=(
   "regctl|github.com/regclient/regclient/cmd/regctl|v0.11.7"
   "helm|helm.sh/helm/v3/cmd/helm|v3.22.0"
   "cosign|github.com/sigstore/cosign/v2/cmd/cosign|v2.6.5"
+  # The reference registry: the upstream of the pull-through cache
+  # scenarios (e2e/mirror_test.go); make bench runs the same pinned build.
+  "registry|github.com/distribution/distribution/v3/cmd/registry|v3.1.2"
 )
 
 TOOLS_DIR="$PWD/.tools"
