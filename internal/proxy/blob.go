@@ -280,7 +280,10 @@ func (t *transfer) cancel() {
 }
 
 // attempt reads the blob from t.written on, in one request; a body that
-// stalls for the upstream's timeout is given up.
+// stalls for the upstream's timeout is given up. The bytes go to the
+// client's stream from here and to the store from a goroutine of their
+// own, so that storing and hashing them runs beside receiving and sending
+// them instead of after.
 func (t *transfer) attempt() error {
 	ctx, cancel := context.WithCancel(t.p.ctx)
 	defer cancel()
@@ -298,16 +301,63 @@ func (t *transfer) attempt() error {
 	if err := t.start(resp); err != nil {
 		return err
 	}
+	store := t.storeChunks(cancel)
+	err = t.receive(resp.Body, stall, timeout, store.chunks)
+	close(store.chunks)
+	if serr := <-store.done; serr != nil {
+		return serr // the store failed: no retry helps
+	}
+	return err
+}
+
+// storer is the goroutine writing a fetch's chunks to the store.
+type storer struct {
+	chunks chan chunk
+	done   chan error
+}
+
+// storeChunks starts the storer; a failure to store stops the transfer
+// (stop).
+func (t *transfer) storeChunks(stop context.CancelFunc) storer {
+	s := storer{chunks: make(chan chunk, 16), done: make(chan error, 1)}
+	go func() {
+		var err error
+		for c := range s.chunks {
+			if err == nil {
+				if _, err = t.fill.Write(c.b); err != nil {
+					stop()
+				}
+			}
+			c.buf.release()
+		}
+		s.done <- err
+	}()
+	return s
+}
+
+// receive reads body into chunks for the stream and the store until it
+// ends.
+func (t *transfer) receive(body io.Reader, stall *time.Timer, timeout time.Duration, store chan<- chunk) error {
+	owners := int32(1)
+	if t.f.stream != nil {
+		owners = 2
+	}
 	for {
-		buf := chunkPool.Get().(*[]byte)
-		n, rerr := readSome(resp.Body, *buf)
+		buf := newBuffer(owners)
+		n, rerr := readSome(body, *buf.b)
 		if n > 0 {
 			stall.Reset(timeout)
-			if err := t.write(chunk{buf, (*buf)[:n]}); err != nil {
-				return err
+			c := chunk{buf, (*buf.b)[:n]}
+			t.written += int64(n)
+			t.p.obs.UpstreamBytes(t.u.name(), int64(n))
+			if owners == 2 && !t.f.stream.push(c) {
+				buf.release()
 			}
+			store <- c
 		} else {
-			chunkPool.Put(buf)
+			for range owners {
+				buf.release()
+			}
 		}
 		if rerr == io.EOF && (t.f.size < 0 || t.written == t.f.size) {
 			return nil
@@ -347,20 +397,6 @@ func (t *transfer) start(resp *http.Response) error {
 		}
 	default:
 		return &statusError{resp.StatusCode, "upstream GET blob " + t.d.String() + " (resumed)"}
-	}
-	return nil
-}
-
-// write stores c and hands it to the stream, which then owns its buffer.
-func (t *transfer) write(c chunk) error {
-	if _, err := t.fill.Write(c.b); err != nil {
-		chunkPool.Put(c.buf)
-		return err
-	}
-	t.written += int64(len(c.b))
-	t.p.obs.UpstreamBytes(t.u.name(), int64(len(c.b)))
-	if t.f.stream == nil || !t.f.stream.push(c) {
-		chunkPool.Put(c.buf)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,12 +30,32 @@ const (
 
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
 
+// buffer is a pooled buffer shared by the stream and the store's writer:
+// it goes back to the pool when both are done with it.
+type buffer struct {
+	b    *[]byte
+	refs atomic.Int32
+}
+
+func newBuffer(owners int32) *buffer {
+	buf := &buffer{b: chunkPool.Get().(*[]byte)}
+	buf.refs.Store(owners)
+	return buf
+}
+
+// release gives up one owner's hold.
+func (b *buffer) release() {
+	if b.refs.Add(-1) == 0 {
+		chunkPool.Put(b.b)
+	}
+}
+
 // errDetached tells the stream's reader to read on from the stored copy.
 var errDetached = errors.New("the stream was left behind; read from the stored copy")
 
-// chunk is bytes in the stream: b, the part not read yet, lies in *buf.
+// chunk is bytes of a fetch: b lies in buf.
 type chunk struct {
-	buf *[]byte
+	buf *buffer
 	b   []byte
 }
 
@@ -119,7 +140,7 @@ func (s *stream) detachLocked() {
 	}
 	s.detached = true
 	for _, c := range s.queue {
-		chunkPool.Put(c.buf)
+		c.buf.release()
 	}
 	s.queue, s.queued = nil, 0
 	s.signal()
@@ -169,7 +190,7 @@ func (s *stream) take(p []byte) int {
 		c.b = c.b[k:]
 		n += k
 		if len(c.b) == 0 {
-			chunkPool.Put(c.buf)
+			c.buf.release()
 			s.queue[0] = chunk{}
 			s.queue = s.queue[1:]
 		}
