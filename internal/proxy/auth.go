@@ -115,11 +115,27 @@ func (a *authenticator) token(ctx context.Context, ch *challenge, scope string) 
 		tok, err := a.requestToken(ctx, ch, scope)
 		if err == nil {
 			a.mu.Lock()
-			a.tokens[scope] = tok
+			a.keep(scope, tok)
 			a.mu.Unlock()
 		}
 		return tok, err
 	})
+}
+
+// maxTokens bounds the tokens kept; past it, expired ones are dropped.
+const maxTokens = 1024
+
+// keep stores tok for scope; the caller holds mu.
+func (a *authenticator) keep(scope string, tok token) {
+	if len(a.tokens) >= maxTokens {
+		now := time.Now()
+		for s, t := range a.tokens {
+			if !now.Before(t.expires) {
+				delete(a.tokens, s)
+			}
+		}
+	}
+	a.tokens[scope] = tok
 }
 
 // tokenResponse is the token service's answer (Docker's and OAuth2's

@@ -101,9 +101,18 @@ func (r *Registry) TouchCached(ctx context.Context, name string, d reference.Dig
 	return nil
 }
 
-// isCached reports whether manifest d of name came from an upstream.
-func (r *Registry) isCached(ctx context.Context, name string, d reference.Digest) (bool, error) {
-	return r.exists(ctx, cachedEntry(name, d))
+// cachedManifests returns the digests of name's manifests that came from
+// an upstream.
+func (r *Registry) cachedManifests(ctx context.Context, name string) (map[reference.Digest]bool, error) {
+	entries, err := r.listDigests(ctx, cachedDir(name))
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[reference.Digest]bool, len(entries))
+	for _, e := range entries {
+		out[e.digest] = true
+	}
+	return out, nil
 }
 
 // BlobStored reports whether the registry holds the bytes of blob d, in
