@@ -344,9 +344,12 @@ func (t *transfer) receive(body io.Reader, stall *time.Timer, timeout time.Durat
 	}
 	for {
 		buf := newBuffer(owners)
+		// Only the upstream is timed: waiting for the client or the store
+		// is not a stalled transfer.
+		stall.Reset(timeout)
 		n, rerr := readSome(body, *buf.b)
+		stall.Stop()
 		if n > 0 {
-			stall.Reset(timeout)
 			c := chunk{buf, (*buf.b)[:n]}
 			t.written += int64(n)
 			t.p.obs.UpstreamBytes(t.u.name(), int64(n))

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"sync"
@@ -26,14 +27,20 @@ func TestFirstBytesBeforeUpstreamFinishes(t *testing.T) {
 	r := newRig(t, upstreamtest.Options{}, nil)
 	data, d := r.pushBlob(16 << 20)
 	gate := r.front.Gate(d, 1<<20)
-	resp, err := http.Get(r.srv.URL + "/v2/" + prefix + "/app/blobs/" + d)
+	ctx, cancel := context.WithCancel(t.Context()) // on failure, the client goes away
+	defer cancel()
+	defer gate.Open()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.srv.URL+"/v2/"+prefix+"/app/blobs/"+d, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	var resp *http.Response
 	first := make(chan error, 1)
 	go func() {
-		_, err := io.ReadFull(resp.Body, make([]byte, 1))
+		var err error
+		if resp, err = http.DefaultClient.Do(req); err == nil {
+			_, err = io.ReadFull(resp.Body, make([]byte, 1))
+		}
 		first <- err
 	}()
 	select {
@@ -44,6 +51,7 @@ func TestFirstBytesBeforeUpstreamFinishes(t *testing.T) {
 	case <-time.After(2 * time.Minute):
 		t.Fatal("no byte reached the client while the upstream held back the blob's end: the cache waits for the whole blob")
 	}
+	defer resp.Body.Close()
 	gate.Open()
 	rest, err := io.ReadAll(resp.Body)
 	if err != nil || !bytes.Equal(append(data[:1:1], rest...), data) {
@@ -95,11 +103,11 @@ func TestDigestMismatchAbortsAndKeepsNothing(t *testing.T) {
 	data, d := r.pushBlob(1 << 20)
 	r.front.Corrupt(d)
 	res := r.do("GET", "/v2/"+prefix+"/app/blobs/"+d, nil, nil)
-	if res.err == nil && bytes.Equal(res.body, data) {
-		t.Fatal("the client got the blob although the upstream corrupted it")
+	if res.status != http.StatusOK || res.header.Get("Content-Length") != "1048576" {
+		t.Fatalf("status %d, Content-Length %q: the stream should have started", res.status, res.header.Get("Content-Length"))
 	}
-	if res.err == nil && res.status == http.StatusOK && len(res.body) == len(data) {
-		t.Fatalf("the client's transfer completed (%d bytes) with wrong bytes", len(res.body))
+	if res.err == nil || len(res.body) >= len(data) {
+		t.Fatalf("the client's transfer completed (%d bytes, %v): it must be cut short, not finished with wrong bytes", len(res.body), res.err)
 	}
 	dg := mustDigest(t, d)
 	waitFor(t, "the failed fetch to end", func() bool { return r.px.blobs.get(prefix+"/app@"+d) == nil })
@@ -162,4 +170,33 @@ func TestOnlyWhatIsAskedIsFetched(t *testing.T) {
 	}
 	res = r.do("GET", "/v2/"+prefix+"/app/blobs/"+upstreamtest.Digest([]byte("nothing")), nil, nil)
 	r.expectError(res, http.StatusNotFound, "BLOB_UNKNOWN")
+}
+
+// A client that stops reading is left behind after streamStall; the fetch
+// completes and stores the blob, and the client reads the rest from the
+// stored copy.
+func TestSlowClientReadsStoredCopy(t *testing.T) {
+	r := newRig(t, upstreamtest.Options{}, nil)
+	data, d := r.pushBlob(48 << 20) // more than the stream's window and the sockets' buffers
+	resp, err := http.Get(r.srv.URL + "/v2/" + prefix + "/app/blobs/" + d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	head := make([]byte, 1<<20)
+	if _, err := io.ReadFull(resp.Body, head); err != nil {
+		t.Fatal(err)
+	}
+	// Not reading: the fetch can finish only by leaving this client behind.
+	waitFor(t, "the fetch to store the blob without the client", func() bool {
+		_, err := r.reg.StatBlob(t.Context(), prefix+"/app", mustDigest(t, d))
+		return err == nil && r.px.blobs.get(prefix+"/app@"+d) == nil
+	})
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || !bytes.Equal(append(head, rest...), data) {
+		t.Fatalf("after falling behind, the client got %d bytes (%v), not the blob", len(head)+len(rest), err)
+	}
+	if n := r.front.Count("blob", "GET"); n != 1 {
+		t.Errorf("%d upstream GETs, want 1", n)
+	}
 }

@@ -3,6 +3,7 @@ package upstreamtest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"sync"
@@ -19,8 +20,8 @@ type Gate struct {
 	openOnce    sync.Once
 }
 
-// Gate makes every GET of blob digest stop hold bytes before its end
-// until the gate opens.
+// Gate makes every GET of blob digest, resumed ones (Range) included,
+// stop hold bytes before the blob's end until the gate opens.
 func (f *Front) Gate(digest string, hold int64) *Gate {
 	g := &Gate{hold: hold, reached: make(chan struct{}), open: make(chan struct{})}
 	f.mu.Lock()
@@ -39,7 +40,18 @@ func (g *Gate) Open() { g.openOnce.Do(func() { close(g.open) }) }
 // modifyResponse wraps the bodies of gated and corrupted blobs.
 func (f *Front) modifyResponse(resp *http.Response) error {
 	req := classify(resp.Request)
-	if req.Kind != "blob" || resp.Request.Method != http.MethodGet || resp.StatusCode != http.StatusOK {
+	if req.Kind != "blob" || resp.Request.Method != http.MethodGet {
+		return nil
+	}
+	start, total := int64(0), resp.ContentLength
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusPartialContent: // a resumed transfer is held back as well
+		var end int64
+		if _, err := fmt.Sscanf(resp.Header.Get("Content-Range"), "bytes %d-%d/%d", &start, &end, &total); err != nil {
+			return nil
+		}
+	default:
 		return nil
 	}
 	f.mu.Lock()
@@ -53,8 +65,8 @@ func (f *Front) modifyResponse(resp *http.Response) error {
 	if bad && resp.ContentLength > 0 {
 		resp.Body = &corrupter{ReadCloser: resp.Body, at: resp.ContentLength / 2}
 	}
-	if g != nil && resp.ContentLength > g.hold {
-		resp.Body = &gated{ReadCloser: resp.Body, g: g, left: resp.ContentLength - g.hold, ctx: resp.Request.Context()}
+	if g != nil && total > g.hold {
+		resp.Body = &gated{ReadCloser: resp.Body, g: g, left: max(total-g.hold-start, 0), ctx: resp.Request.Context()}
 	}
 	return nil
 }
