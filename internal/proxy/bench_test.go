@@ -4,6 +4,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -22,7 +24,8 @@ import (
 // hold it yet (a fresh one), and reports both throughputs and their ratio
 // (the target: at least 0.8). The client reads into io.Discard;
 // the cache talks to the upstream directly, as the direct pull does (no
-// token front in between).
+// token front in between). "loopback" is the upstream on this host;
+// "1Gbit" the same behind a link paced to 125 MB/s.
 //
 // The upstream is the reference registry when scripts/install-tools.sh
 // has installed it (a process of its own, as in production), else an
@@ -30,9 +33,16 @@ import (
 //
 //	go test -run '^$' -bench FirstPull -benchtime 5x ./internal/proxy/
 func BenchmarkFirstPull(b *testing.B) {
-	const size = 256 << 20
 	upstreamURL, kind := benchUpstream(b)
 	b.Logf("upstream: %s", kind)
+	b.Run("loopback", func(b *testing.B) { benchFirstPull(b, upstreamURL) })
+	// The same upstream behind a link of 1 Gbit/s, as a registry on the
+	// internet is at best: the cache's own work no longer shows.
+	b.Run("1Gbit", func(b *testing.B) { benchFirstPull(b, pacedProxy(b, upstreamURL, 125e6)) })
+}
+
+func benchFirstPull(b *testing.B, upstreamURL string) {
+	const size = 256 << 20
 	data := upstreamtest.RandomBytes(size)
 	d := upstreamtest.NewPusher(upstreamURL).Blob(b, "bench/big", data)
 	client := &http.Client{Transport: &http.Transport{Proxy: nil, DisableCompression: true}}
@@ -68,6 +78,44 @@ func BenchmarkFirstPull(b *testing.B) {
 	b.ReportMetric(mbps(direct), "direct-MB/s")
 	b.ReportMetric(mbps(cached), "cache-MB/s")
 	b.ReportMetric(direct.Seconds()/cached.Seconds(), "ratio")
+}
+
+// pacedProxy forwards to target, sending response bodies at no more than
+// rate bytes per second.
+func pacedProxy(b *testing.B, target string, rate float64) string {
+	u, err := url.Parse(target)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.FlushInterval = -1
+	rp.ModifyResponse = func(resp *http.Response) error {
+		resp.Body = &paced{ReadCloser: resp.Body, rate: rate, start: time.Now()}
+		return nil
+	}
+	srv := httptest.NewServer(rp)
+	b.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// paced delays reads so that no more than rate bytes per second pass.
+type paced struct {
+	io.ReadCloser
+	rate  float64
+	start time.Time
+	n     int64
+}
+
+func (p *paced) Read(buf []byte) (int, error) {
+	if len(buf) > 64<<10 {
+		buf = buf[:64<<10]
+	}
+	n, err := p.ReadCloser.Read(buf)
+	p.n += int64(n)
+	if ahead := time.Duration(float64(p.n)/p.rate*float64(time.Second)) - time.Since(p.start); ahead > 0 {
+		time.Sleep(ahead) // a benchmark's link, not a test's synchronisation
+	}
+	return n, err
 }
 
 // benchUpstream starts the reference registry if it is installed, else an
