@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Installs the pinned OCI clients used by the end-to-end tests (make test-e2e)
-# and the S3 server of the S3 tests (versitygw, make test-s3) into .tools/bin
-# (git-ignored) with `go install`, from the Go module proxy. Nothing here
-# downloads a release binary. versitygw takes about ten minutes to build
-# cold; like every tool it is built only when missing or at another version.
+# Installs the pinned OCI clients used by the end-to-end tests (make test-e2e),
+# the reference registry they use as an upstream (and make bench measures
+# against), and the S3 server of the S3 tests (versitygw, make test-s3) into
+# .tools/bin (git-ignored) with `go install`, from the Go module proxy.
+# Nothing here downloads a release binary. versitygw takes about ten minutes
+# to build cold; like every tool it is built only when missing or at another
+# version.
 #
 # A tool is reinstalled only when its binary is missing or its stamp file
 # (.tools/stamps/<tool>) does not name the pinned version.
@@ -30,6 +32,9 @@ TOOLS=(
   "helm|helm.sh/helm/v3/cmd/helm|v3.22.0"
   "cosign|github.com/sigstore/cosign/v2/cmd/cosign|v2.6.5"
   "versitygw|github.com/versity/versitygw/cmd/versitygw|v1.8.0"
+  # The reference registry: the upstream of the pull-through cache
+  # scenarios (e2e/mirror_test.go); make bench runs the same pinned build.
+  "registry|github.com/distribution/distribution/v3/cmd/registry|v3.1.2"
 )
 
 TOOLS_DIR="$PWD/.tools"

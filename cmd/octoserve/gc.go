@@ -31,6 +31,8 @@ func gcMain(args []string) error {
 		MinAge:         cfg.GC.MinAge,
 		ClockSkew:      cfg.GC.ClockSkew,
 		UploadMaxIdle:  cfg.Uploads.MaxIdle,
+		CacheExpiry:    cfg.Proxy.Expiry,
+		CacheMaxBytes:  cfg.Proxy.MaxBytes,
 	}
 	if *minAge >= 0 {
 		opts.MinAge = *minAge
@@ -62,6 +64,9 @@ func printGCReport(r *registry.GCReport, dryRun bool) {
 	}
 	for _, s := range r.Skipped {
 		fmt.Printf("skipped repository %s\n", s)
+	}
+	for _, m := range r.Expired {
+		fmt.Printf("%s cached manifest %s (proxy.expiry or proxy.maxBytes)\n", verb, m)
 	}
 	fmt.Printf("%s %d blobs (%d bytes freed), %d blob links, %d manifests, %d referrer entries, %d abandoned uploads\n",
 		verb, len(r.Blobs), r.BytesFreed, r.Links, len(r.Manifests), r.Referrers, r.Uploads)

@@ -56,7 +56,12 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	apiOpts := []api.Option{api.WithLogger(log), api.WithAutomaticMount(cfg.Uploads.AutomaticMount)}
+	apiOpts, stopMirror, err := mirrorOptions(cfg, reg, log)
+	if err != nil {
+		return err
+	}
+	defer stopMirror()
+	apiOpts = append(apiOpts, api.WithLogger(log), api.WithAutomaticMount(cfg.Uploads.AutomaticMount))
 	if cfg.Auth.Htpasswd != "" {
 		authn, err := auth.New(cfg.Auth, log)
 		if err != nil {
@@ -73,7 +78,7 @@ func serve(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	go gc.Run(ctx, log, reg, cfg.GC, cfg.Uploads, m.housekeeping(cfg.GC.Interval))
+	go gc.Run(ctx, log, reg, cfg.GC, cfg.Uploads, cfg.Proxy, m.housekeeping(cfg.GC.Interval))
 	return m.serveBeside(ctx, log, cfg, ready, reg, func(ctx context.Context) error { return servePublic(ctx, log, cfg, handler, where) })
 }
 

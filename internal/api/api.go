@@ -35,6 +35,9 @@ type API struct {
 	// noAutomaticMount answers a mount without "from" with an upload
 	// session, as a registry without automatic content discovery does.
 	noAutomaticMount bool
+	// content serves pulls: reg, or a mirror in front of it (mirror.go).
+	content Content
+	mirror  Mirror
 }
 
 // Option configures an API.
@@ -54,7 +57,7 @@ func WithGuard(g Guard) Option { return func(a *API) { a.guard = g } }
 
 // New returns the API for reg.
 func New(reg *registry.Registry, opts ...Option) *API {
-	a := &API{reg: reg, log: slog.New(slog.DiscardHandler)}
+	a := &API{reg: reg, log: slog.New(slog.DiscardHandler), content: reg}
 	for _, o := range opts {
 		o(a)
 	}
@@ -74,6 +77,9 @@ func New(reg *registry.Registry, opts ...Option) *API {
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	rt, err := ParseRoute(r.URL.Path)
+	if err == nil {
+		rt, err = a.mirrored(r, rt)
+	}
 	if err != nil {
 		ocierr.Write(w, err)
 		return
@@ -88,6 +94,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if r, ok = a.guard(w, r, rt); !ok {
 			return
 		}
+	}
+	if err := a.checkWrite(r.Method, rt); err != nil {
+		ocierr.Write(w, err)
+		return
 	}
 	wrapBody(r, rt.Kind)
 	if err := h(w, r, rt); err != nil {

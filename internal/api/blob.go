@@ -2,11 +2,14 @@ package api
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/octoserve/octoserve/internal/ocierr"
+	"github.com/octoserve/octoserve/internal/reference"
+	"github.com/octoserve/octoserve/internal/storage"
 )
 
 func blobLocation(name, digest string) string { return "/v2/" + name + "/blobs/" + digest }
@@ -16,7 +19,7 @@ func (a *API) getBlob(w http.ResponseWriter, r *http.Request, rt Route) error {
 	if err != nil {
 		return err
 	}
-	rc, info, err := a.reg.OpenBlob(r.Context(), rt.Name, d)
+	rc, info, err := a.openBlob(r, rt.Name, d)
 	if err != nil {
 		return err
 	}
@@ -35,6 +38,25 @@ func (a *API) getBlob(w http.ResponseWriter, r *http.Request, rt Route) error {
 	http.ServeContent(w, r, "", time.Time{}, rc)
 	return nil
 }
+
+// openBlob opens the blob a GET reads; a HEAD needs only its size, which
+// a pull-through cache can learn without fetching the blob.
+func (a *API) openBlob(r *http.Request, name string, d reference.Digest) (io.ReadSeekCloser, storage.Info, error) {
+	if r.Method != http.MethodHead {
+		return a.content.OpenBlob(r.Context(), name, d)
+	}
+	size, err := a.content.StatBlob(r.Context(), name, d)
+	if err != nil {
+		return nil, storage.Info{}, err
+	}
+	return sizeOnly{io.NewSectionReader(nil, 0, size)}, storage.Info{Size: size}, nil
+}
+
+// sizeOnly answers http.ServeContent's seeks for a HEAD, which reads
+// nothing.
+type sizeOnly struct{ *io.SectionReader }
+
+func (sizeOnly) Close() error { return nil }
 
 func (a *API) deleteBlob(w http.ResponseWriter, r *http.Request, rt Route) error {
 	d, err := digestParam(rt.Ref)

@@ -8,7 +8,7 @@ import (
 )
 
 func (a *API) getManifest(w http.ResponseWriter, r *http.Request, rt Route) error {
-	m, err := a.reg.GetManifest(r.Context(), rt.Name, rt.Ref)
+	m, err := a.content.GetManifest(r.Context(), rt.Name, rt.Ref)
 	if err != nil {
 		return err
 	}

@@ -24,6 +24,7 @@ type Config struct {
 	GC         GC         `yaml:"gc"`
 	Uploads    Uploads    `yaml:"uploads"`
 	Metrics    Metrics    `yaml:"metrics"`
+	Proxy      Proxy      `yaml:"proxy"` // pull-through cache (proxy.go)
 }
 
 // Metrics configures the metrics and debug address: /metrics, pprof,
@@ -266,7 +267,7 @@ func (c Config) Validate() error {
 	if c.Auth.Htpasswd == "" && (len(c.Auth.Rules) > 0 || len(c.Auth.Groups) > 0) {
 		return fmt.Errorf("auth.rules and auth.groups need auth.htpasswd: without it authentication is off")
 	}
-	return nil
+	return c.Proxy.validate()
 }
 
 // Validate reports a storage section that names no backend, both, or an

@@ -36,7 +36,7 @@ func (nobody) UploadsExpired(int, error)                          {}
 
 // Run does housekeeping until ctx ends, telling obs (when not nil) what
 // each run did.
-func Run(ctx context.Context, log *slog.Logger, reg *registry.Registry, gcCfg config.GC, up config.Uploads, obs Observer) {
+func Run(ctx context.Context, log *slog.Logger, reg *registry.Registry, gcCfg config.GC, up config.Uploads, cache config.Proxy, obs Observer) {
 	if obs == nil {
 		obs = nobody{}
 	}
@@ -55,7 +55,8 @@ func Run(ctx context.Context, log *slog.Logger, reg *registry.Registry, gcCfg co
 		case <-purge.C:
 			ExpireUploads(ctx, log, reg, up.MaxIdle, obs)
 		case <-collect:
-			Collect(ctx, log, reg, registry.GCOptions{MinAge: gcCfg.MinAge, ClockSkew: gcCfg.ClockSkew, DeleteUntagged: gcCfg.DeleteUntagged, UploadMaxIdle: up.MaxIdle}, obs)
+			Collect(ctx, log, reg, registry.GCOptions{MinAge: gcCfg.MinAge, ClockSkew: gcCfg.ClockSkew, DeleteUntagged: gcCfg.DeleteUntagged, UploadMaxIdle: up.MaxIdle,
+				CacheExpiry: cache.Expiry, CacheMaxBytes: cache.MaxBytes}, obs)
 		}
 	}
 }
@@ -95,6 +96,7 @@ func Collect(ctx context.Context, log *slog.Logger, reg *registry.Registry, opts
 		log.Warn("garbage collection skipped a repository", "reason", s)
 	}
 	log.Info("garbage collection done", "dryRun", opts.DryRun, "cutoff", report.Cutoff, "blobs", len(report.Blobs), "bytesFreed", report.BytesFreed,
-		"links", report.Links, "manifests", len(report.Manifests), "referrers", report.Referrers, "uploads", report.Uploads, "duration", time.Since(start))
+		"links", report.Links, "manifests", len(report.Manifests), "referrers", report.Referrers, "uploads", report.Uploads,
+		"cacheExpired", len(report.Expired), "duration", time.Since(start))
 	return report, nil
 }

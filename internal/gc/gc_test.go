@@ -36,7 +36,7 @@ func TestRunCollectsOnSchedule(t *testing.T) {
 	go func() {
 		Run(ctx, slog.New(slog.DiscardHandler), reg,
 			config.GC{Interval: 10 * time.Millisecond},
-			config.Uploads{MaxIdle: time.Nanosecond, PurgeInterval: 10 * time.Millisecond}, nil)
+			config.Uploads{MaxIdle: time.Nanosecond, PurgeInterval: 10 * time.Millisecond}, config.Proxy{}, nil)
 		close(done)
 	}()
 	// Polled: the first runs keep the blob (it is younger than the store's

@@ -51,6 +51,12 @@ type GCOptions struct {
 	// LeaseTTL is the lease's term (default DefaultLeaseTTL).
 	Owner    string
 	LeaseTTL time.Duration
+	// CacheExpiry removes cached manifests (fetched by a pull-through
+	// cache) not used for this long, and CacheMaxBytes the least recently
+	// used beyond that many bytes held only by cached repositories; 0
+	// turns either off (expire.go).
+	CacheExpiry   time.Duration
+	CacheMaxBytes int64
 }
 
 // DefaultLeaseTTL is the housekeeping lease's default term; it is renewed
@@ -80,6 +86,8 @@ type GCReport struct {
 	Referrers  int      // referrer entries of removed manifests
 	Uploads    int      // abandoned upload sessions removed
 	Skipped    []string // repositories left alone, and why
+	Expired    []string // name@digest of cached manifests removed by expiry or the size cap
+	CacheBytes int64    // bytes only cached repositories held, when a size cap is set
 }
 
 // gcRun is the state of one collection.
@@ -110,6 +118,9 @@ func (r *Registry) CollectGarbage(ctx context.Context, opts GCOptions) (*GCRepor
 	g := &gcRun{r: r, opts: opts, lease: l, cutoff: now.Add(-opts.MinAge - opts.ClockSkew),
 		report: &GCReport{}, live: map[reference.Digest]map[string]bool{}, skipped: map[string]bool{}, gone: map[string]bool{}}
 	g.report.Cutoff = g.cutoff
+	if err := g.expireCache(ctx); err != nil {
+		return g.report, err
+	}
 	repos, err := r.allRepositories(ctx)
 	if err != nil {
 		return nil, err
@@ -196,7 +207,7 @@ func (g *gcRun) repository(ctx context.Context, name string) error {
 		return g.unreadable(name, err)
 	}
 	for _, rev := range revs {
-		if !kept[rev.digest] {
+		if !kept[rev.digest] || g.gone[name+"@"+rev.digest.String()] {
 			continue
 		}
 		mf, mediaType, err := g.readManifest(ctx, name, rev.digest)

@@ -74,6 +74,7 @@ func (r *Registry) MaxManifestBytes() int64 { return r.opts.MaxManifestBytes }
 //	repositories/<name>/_manifests/revisions/<alg>/<hex> manifest link (its media type)
 //	repositories/<name>/_manifests/tags/<tag>            tag (a digest)
 //	repositories/<name>/_referrers/<alg>/<hex>/<alg>-<hex> referrer descriptor (JSON)
+//	repositories/<name>/_cached/<alg>/<hex>              manifest fetched by a pull-through cache; ModTime: last use (mirror.go)
 //	catalog/<repo>                                       the repository exists (empty)
 //	uploads/<repo>/<id>/started                          upload session (its owner: the user who started it)
 //	owners/<hash of user>/<repo>@<id>                    the session counts against its owner's cap (empty)

@@ -146,6 +146,10 @@ func (r *Registry) verifyRepository(ctx context.Context, name string, v *VerifyR
 	if err != nil {
 		return err
 	}
+	cached, err := r.cachedManifests(ctx, name)
+	if err != nil {
+		return err
+	}
 	for _, rev := range revs {
 		v.Manifests++
 		mf, mediaType, err := r.storedManifest(ctx, name, rev.digest)
@@ -160,6 +164,9 @@ func (r *Registry) verifyRepository(ctx context.Context, name string, v *VerifyR
 		}
 		if r.opts.Sparse {
 			continue
+		}
+		if cached[rev.digest] {
+			continue // fetched by a pull-through cache: sparse
 		}
 		if err := r.checkReferencesExist(ctx, name, mediaType, mf); err != nil {
 			v.problem("%s: manifest %s: %v", name, rev.digest, err)
