@@ -11,11 +11,15 @@ import (
 
 // mirrorOptions puts the pull-through cache cfg.Proxy describes, if any,
 // in front of reg. The returned func stops its fetches.
-func mirrorOptions(cfg config.Config, reg *registry.Registry, log *slog.Logger) ([]api.Option, func(), error) {
+func mirrorOptions(cfg config.Config, reg *registry.Registry, log *slog.Logger, m *monitor) ([]api.Option, func(), error) {
 	if !cfg.Proxy.Enabled() {
 		return nil, func() {}, nil
 	}
-	px, err := proxy.New(cfg.Proxy, reg, proxy.WithLogger(log))
+	opts := []proxy.Option{proxy.WithLogger(log)}
+	if m != nil {
+		opts = append(opts, proxy.WithObserver(m.m.Cache()))
+	}
+	px, err := proxy.New(cfg.Proxy, reg, opts...)
 	if err != nil {
 		return nil, nil, err
 	}

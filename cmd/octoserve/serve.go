@@ -56,7 +56,7 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	apiOpts, stopMirror, err := mirrorOptions(cfg, reg, log)
+	apiOpts, stopMirror, err := mirrorOptions(cfg, reg, log, m)
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,7 @@ type Metrics struct {
 	http         *httpMetrics
 	storage      *storageMetrics
 	housekeeping *housekeeping
+	cache        *cache
 	usage        *usageCollector
 	logins       atomic.Pointer[Logins]
 }
@@ -43,6 +44,7 @@ func New(version string) *Metrics {
 	m.storage = newStorageMetrics(m.reg)
 	m.usage = newUsageCollector(m.reg)
 	m.housekeeping = newHousekeeping(m.reg, m.usage.trigger)
+	m.cache = newCache(m.reg)
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
