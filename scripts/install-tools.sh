@@ -10,9 +10,12 @@
 # (`apt-get install skopeo`; .ci/run does this when it is missing). This
 # script only reports whether it is present.
 #
-# Usage: scripts/install-tools.sh [--check]
+# Usage: scripts/install-tools.sh [--check] [--bench]
 #   --check   install nothing; exit 1 (listing what is missing) unless every
 #             tool is installed at its pinned version and skopeo is on PATH.
+#   --bench   the tools of `make bench` instead: the reference registry
+#             (distribution/distribution's `registry`), which the benchmark
+#             runs beside octoserve. It builds in about two minutes, once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,18 +25,26 @@ TOOLS=(
   "oras|oras.land/oras/cmd/oras|v1.3.6"
   "regctl|github.com/regclient/regclient/cmd/regctl|v0.11.7"
 )
+BENCH_TOOLS=(
+  "registry|github.com/distribution/distribution/v3/cmd/registry|v3.1.2"
+)
 
 TOOLS_DIR="$PWD/.tools"
 BIN_DIR="$TOOLS_DIR/bin"
 STAMP_DIR="$TOOLS_DIR/stamps"
 GO="${GO:-go}"
 
-check_only=0
-case "${1:-}" in
-  --check) check_only=1 ;;
-  "") ;;
-  *) echo "usage: $0 [--check]" >&2; exit 2 ;;
-esac
+check_only=0 bench=0
+for arg in "$@"; do
+  case "$arg" in
+    --check) check_only=1 ;;
+    --bench) bench=1 ;;
+    *) echo "usage: $0 [--check] [--bench]" >&2; exit 2 ;;
+  esac
+done
+if [ "$bench" = 1 ]; then
+  TOOLS=("${BENCH_TOOLS[@]}")
+fi
 
 mkdir -p "$BIN_DIR" "$STAMP_DIR"
 
@@ -57,7 +68,9 @@ for entry in "${TOOLS[@]}"; do
   echo "$pkg@$version" >"$stamp"
 done
 
-if command -v skopeo >/dev/null 2>&1; then
+if [ "$bench" = 1 ]; then
+  :
+elif command -v skopeo >/dev/null 2>&1; then
   echo "install-tools: skopeo found: $(skopeo --version)"
 else
   echo "install-tools: skopeo not found: apt-get install skopeo" >&2

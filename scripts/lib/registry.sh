@@ -18,7 +18,9 @@
 #   REGISTRY_LOG   its log file (inside the scratch directory: copy it
 #                  before registry_stop if you want to keep it)
 # REGISTRY_URL is https://... when the server was started with TLS (then
-# the probe skips certificate verification).
+# the probe skips certificate verification). With REGISTRY_DATA set, that
+# directory is served instead of a fresh one and registry_stop keeps it
+# (the benchmarks fill a root once and reuse it).
 # registry_stop kills exactly REGISTRY_PID (TERM, then KILL after 5 s;
 # never by name) and removes the scratch directory.
 
@@ -57,7 +59,7 @@ registry_start() {
     return 1
   fi
   REGISTRY_SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/octoserve-test.XXXXXX")
-  REGISTRY_ROOT=$REGISTRY_SCRATCH/data
+  REGISTRY_ROOT=${REGISTRY_DATA:-$REGISTRY_SCRATCH/data}
   REGISTRY_LOG=$REGISTRY_SCRATCH/octoserve.log
   : >"$REGISTRY_LOG" # exists before the server opens it: the loop below reads it
   "$bin" serve --addr 127.0.0.1:0 --root "$REGISTRY_ROOT" "$@" >"$REGISTRY_LOG" 2>&1 &
