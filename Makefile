@@ -79,8 +79,12 @@ OCTOBENCH := bin/octobench
 $(OCTOBENCH): $(GO_SRC)
 	$(GO) build -trimpath -o $@ ./cmd/octobench
 
+# The same octoserve serving blobs with sendfile(2): the bench's pull A/B.
+bin/octoserve-sendfile: $(GO_SRC)
+	$(GO) build -trimpath -tags octoserve_sendfile -ldflags '$(LDFLAGS)' -o $@ ./cmd/octoserve
+
 BENCH_QUICK ?= 0
-bench: build $(OCTOBENCH) ## octoserve vs the reference registry, same load (report: test-results/bench.md, .png; BENCH_QUICK=1: one minute)
+bench: build $(OCTOBENCH) bin/octoserve-sendfile ## octoserve vs the reference registry, same load (report: test-results/bench.md, .png; BENCH_QUICK=1: one minute)
 	scripts/install-tools.sh --bench
 	BENCH_QUICK=$(BENCH_QUICK) scripts/bench.sh
 

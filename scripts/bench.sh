@@ -26,6 +26,9 @@ ROUNDS=${BENCH_ROUNDS:-3}
 RESULTS=${BENCH_RESULTS:-test-results}
 OCTOBENCH=${OCTOBENCH_BIN:-bin/octobench}
 OCTOSERVE=${OCTOSERVE_BIN:-bin/octoserve}
+# The same octoserve built to serve blobs with sendfile (the pull A/B);
+# only the pull scenarios run against it.
+OCTOSERVE_SENDFILE=${OCTOSERVE_SENDFILE_BIN:-bin/octoserve-sendfile}
 REFERENCE=${REF_BIN:-.tools/bin/registry}
 read -r -a ARGS <<<"${BENCH_ARGS:-}"
 if [ "$QUICK" = 1 ]; then
@@ -33,7 +36,7 @@ if [ "$QUICK" = 1 ]; then
   ARGS=(-quick "${ARGS[@]}")
 fi
 
-for bin in "$OCTOBENCH" "$OCTOSERVE" "$REFERENCE"; do
+for bin in "$OCTOBENCH" "$OCTOSERVE" "$OCTOSERVE_SENDFILE" "$REFERENCE"; do
   [ -x "$bin" ] || { echo "bench: $bin is missing (make bench builds and installs it)" >&2; exit 1; }
 done
 mkdir -p "$RESULTS"
@@ -66,8 +69,14 @@ run_target() {
   local name=$1 round=$2
   case "$name" in
     octoserve)
-      REGISTRY_DATA='' registry_start
+      OCTOSERVE_BIN=$OCTOSERVE REGISTRY_DATA='' registry_start
       bench run -target octoserve -round "$round" -url "$REGISTRY_URL" -pid "$REGISTRY_PID" ||
+        { tail -n 20 "$REGISTRY_LOG" >&2; return 1; }
+      registry_stop
+      ;;
+    octoserve-sendfile)
+      OCTOSERVE_BIN=$OCTOSERVE_SENDFILE REGISTRY_DATA='' registry_start
+      bench run -target octoserve-sendfile -round "$round" -url "$REGISTRY_URL" -pid "$REGISTRY_PID" -steps big,image ||
         { tail -n 20 "$REGISTRY_LOG" >&2; return 1; }
       registry_stop
       ;;
@@ -86,7 +95,7 @@ fill_root() {
   echo "bench: filling the garbage-collection root of $name"
   case "$name" in
     octoserve)
-      REGISTRY_DATA=$root registry_start
+      OCTOSERVE_BIN=$OCTOSERVE REGISTRY_DATA=$root registry_start
       bench fill -url "$REGISTRY_URL"
       registry_stop
       ;;
@@ -141,12 +150,12 @@ start=$SECONDS
 fill_root octoserve
 fill_root reference
 for round in $(seq 1 "$ROUNDS"); do
-  order=(octoserve reference)
-  [ $((round % 2)) = 0 ] && order=(reference octoserve)
+  order=(octoserve-sendfile octoserve reference)
+  [ $((round % 2)) = 0 ] && order=(reference octoserve octoserve-sendfile)
   echo "bench: round $round of $ROUNDS (${order[*]})"
   for name in "${order[@]}"; do run_target "$name" "$round"; done
   bench limits -target limit -round "$round" -dir "$SCRATCH"
-  for name in "${order[@]}"; do gc_target "$name" "$round"; done
+  for name in octoserve reference; do gc_target "$name" "$round"; done
 done
 header >"$SCRATCH/header.md"
 cp "$SAMPLES" "$RESULTS/bench-samples.jsonl"

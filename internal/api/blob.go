@@ -30,9 +30,9 @@ func (a *API) getBlob(w http.ResponseWriter, r *http.Request, rt Route) error {
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("ETag", `"`+d.String()+`"`)
 	h.Set("Cache-Control", "max-age=31536000")
-	// ServeContent handles Range, HEAD and conditional requests, and copies
-	// an *os.File with sendfile.
-	http.ServeContent(w, r, "", time.Time{}, rc)
+	// ServeContent handles Range, HEAD and conditional requests; the body
+	// is copied with plain writes, not sendfile (see blobWriteSize).
+	http.ServeContent(blobWriter(w), r, "", time.Time{}, rc)
 	return nil
 }
 

@@ -28,8 +28,11 @@ func Handler(log *slog.Logger, next http.Handler) http.Handler {
 	})
 }
 
-// recorder captures status and size. It forwards ReadFrom so that blob
-// downloads keep the kernel's sendfile path.
+// recorder captures status and size. It forwards ReadFrom so that it
+// never changes how a handler's body reaches the connection: octoserve's
+// blob handler copies with plain writes on purpose (internal/api's
+// blobWriteSize says why), and a build with -tags octoserve_sendfile keeps
+// the kernel's sendfile path through here.
 type recorder struct {
 	http.ResponseWriter
 	status int

@@ -14,9 +14,9 @@ import (
 )
 
 // listenRE finds the bound address in the start-up line of octoserve
-// (`msg="octoserve listening" addr=HOST:PORT`) or of the reference
+// (`msg="octoserve listening" addr=HOST:PORT`, or JSON) or of the reference
 // registry (`msg="listening on HOST:PORT"`).
-var listenRE = regexp.MustCompile(`listening(?: on |.*addr=)"?([0-9.]+:[0-9]+)`)
+var listenRE = regexp.MustCompile(`listening(?: on |.*addr(?:=|":))"?([0-9.]+:[0-9]+)`)
 
 // MeasureStart starts argv (a server bound to port 0), waits until its log
 // names the address and GET probe answers 200, and returns the time from

@@ -72,6 +72,9 @@ func (r Row) Advantage() (med, lo, hi float64) {
 type Report struct {
 	Rows   []Row
 	Limits []Row // Octoserve holds the limit figure
+	// Sendfile compares octoserve (Octoserve) with octoserve serving blobs
+	// with sendfile (Reference) on the scenarios run against both.
+	Sendfile []Row
 }
 
 // Aggregate groups samples by scenario and target.
@@ -102,23 +105,41 @@ func Aggregate(samples []Sample) Report {
 			rep.Limits = append(rep.Limits, Row{Scenario: sc, Octoserve: spreadOf(values(sc.ID, TargetLimit))})
 			continue
 		}
-		row := Row{Scenario: sc, Octoserve: spreadOf(values(sc.ID, TargetOctoserve)), Reference: spreadOf(values(sc.ID, TargetReference))}
-		if row.Octoserve.N > 0 && row.Reference.N > 0 && row.Reference.Median != 0 {
-			row.Ratio = row.Octoserve.Median / row.Reference.Median
-		}
-		var ratios []float64
-		for round, o := range byTarget[sc.ID][TargetOctoserve] {
-			if ref, ok := byTarget[sc.ID][TargetReference][round]; ok && ref != 0 {
-				ratios = append(ratios, o/ref)
-			}
-		}
-		row.RoundRatio = spreadOf(ratios)
+		row := compare(sc, byTarget[sc.ID][TargetOctoserve], byTarget[sc.ID][TargetReference])
 		if sc.Limit != "" {
 			row.Limit = spreadOf(values(sc.Limit, TargetLimit))
 		}
 		rep.Rows = append(rep.Rows, row)
+		if sf := byTarget[sc.ID][TargetSendfile]; len(sf) > 0 {
+			row := compare(sc, byTarget[sc.ID][TargetOctoserve], sf)
+			row.Limit = rep.Rows[len(rep.Rows)-1].Limit
+			rep.Sendfile = append(rep.Sendfile, row)
+		}
 	}
 	return rep
+}
+
+// compare builds the row of a against b, each a value per round.
+func compare(sc Scenario, a, b map[int]float64) Row {
+	vals := func(m map[int]float64) []float64 {
+		var vs []float64
+		for _, v := range m {
+			vs = append(vs, v)
+		}
+		return vs
+	}
+	row := Row{Scenario: sc, Octoserve: spreadOf(vals(a)), Reference: spreadOf(vals(b))}
+	if row.Octoserve.N > 0 && row.Reference.N > 0 && row.Reference.Median != 0 {
+		row.Ratio = row.Octoserve.Median / row.Reference.Median
+	}
+	var ratios []float64
+	for round, o := range a {
+		if ref, ok := b[round]; ok && ref != 0 {
+			ratios = append(ratios, o/ref)
+		}
+	}
+	row.RoundRatio = spreadOf(ratios)
+	return row
 }
 
 // num formats a figure with precision that suits its size.
@@ -166,6 +187,17 @@ func (rep Report) Markdown(w io.Writer) {
 		fmt.Fprintf(w, "| %s | %s (%s) | %s | %s | %s | %s | %s | %s |\n",
 			r.Scenario.Title, r.Scenario.Unit, better, r.Octoserve, r.Reference, ratio, verdict,
 			percentOf(r.Octoserve, r.Limit), percentOf(r.Reference, r.Limit))
+	}
+	if len(rep.Sendfile) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "Pull path A/B, same run: octoserve (blobs copied with 64 KiB writes) against the same octoserve built with -tags octoserve_sendfile (blobs sent with sendfile(2)):")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| figure | unit | octoserve, writes | octoserve, sendfile | writes / sendfile (rounds min–max) | writes % of limit | sendfile % of limit |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
+		for _, r := range rep.Sendfile {
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s (%s–%s) | %s | %s |\n", r.Scenario.Title, r.Scenario.Unit, r.Octoserve, r.Reference,
+				num(r.Ratio), num(r.RoundRatio.Min), num(r.RoundRatio.Max), percentOf(r.Octoserve, r.Limit), percentOf(r.Reference, r.Limit))
+		}
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Physical limits of this machine, measured in the same run:")

@@ -23,6 +23,9 @@ const (
 	TargetOctoserve = "octoserve"
 	TargetReference = "reference"
 	TargetLimit     = "limit"
+	// TargetSendfile is octoserve built to serve blobs with sendfile(2):
+	// the pull scenarios' A/B.
+	TargetSendfile = "octoserve-sendfile"
 )
 
 // Scenario describes a figure: how to read it and which physical limit it
