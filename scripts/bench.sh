@@ -140,6 +140,7 @@ header() {
 - When: $(date -u '+%Y-%m-%d %H:%M UTC'); octoserve $(git describe --tags --always --dirty 2>/dev/null || echo dev); reference registry v3.1.2 (distribution, filesystem driver, in-memory blob descriptor cache)
 - Machine: $(nproc) cores ($(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1)), $(uname -sr), $(go version | cut -d' ' -f3)
 - Run: $ROUNDS rounds, alternating which registry goes first; $quick; extra flags: ${BENCH_ARGS:-none}
+- Sizes: $("$OCTOBENCH" sizes "${ARGS[@]}")
 - Both registries on loopback with fresh storage in $(dirname "$SCRATCH"), started by scripts/bench.sh; octoserve fsyncs every blob, manifest and tag it acknowledges, the reference registry does not.
 - Every figure is the median of the rounds (min–max beside it). The ratio is octoserve / reference; for lower-is-better rows (times, memory) a ratio below 1 means octoserve is ahead.
 

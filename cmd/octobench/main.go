@@ -29,6 +29,7 @@ const usage = `usage: octobench COMMAND [flags]
   start     -target NAME -log FILE -- SERVER ARGS...        start time until GET ` + loadgen.GCProbe + ` answers
   time      -scenario ID -target NAME -log FILE -- CMD...   wall time of a command (gc)
   report    -md FILE -png FILE                              aggregate the samples
+  sizes                                                     print the sizes the flags select
   trivial-serve                                             (internal) the physical-limit server
 
 Common flags: -samples FILE -round N -quick, and size overrides (octobench run -h).`
@@ -62,6 +63,14 @@ func dispatch(ctx context.Context, cmd string, args []string) error {
 		return reportCmd(args)
 	case "trivial-serve":
 		return trivialCmd(ctx, args)
+	case "sizes":
+		fs := flag.NewFlagSet("sizes", flag.ContinueOnError)
+		c := addCommon(fs)
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		fmt.Println(c.config().Describe())
+		return nil
 	}
 	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 }

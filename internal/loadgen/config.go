@@ -1,6 +1,9 @@
 package loadgen
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Config sizes the scenarios. DefaultConfig is the full run the issue
 // asks for; QuickConfig the one-minute smoke run.
@@ -58,4 +61,13 @@ func QuickConfig() Config {
 	c.Conns = 300
 	c.GCBlobs, c.GCLayers = 2000, 20
 	return c
+}
+
+// Describe is a one-line summary of the sizes, for the report.
+func (c Config) Describe() string {
+	return fmt.Sprintf("big blob %d MiB (pulled %d times per round); %d small blobs of %d KiB; timed request loops of %s; "+
+		"tag list of %d tags; paginated lists of %d tags and %d repositories (n=%d); image of %d layers of %d KiB pulled by %d clients; "+
+		"chunked upload of %d MiB in %d MiB chunks; %d concurrent connections; gc root of %d blobs of %d bytes in %d repositories, half referenced",
+		c.BigBytes/mib, c.PullReps, c.SmallBlobs, c.SmallBytes>>10, c.Duration, c.Tags, c.ManyTags, c.ManyRepos, c.PageSize,
+		c.ImageLayers, c.LayerBytes>>10, c.ImageClients, c.ChunkedBytes/mib, c.ChunkBytes/mib, c.Conns, c.GCBlobs, c.GCBlobBytes, c.GCRepos)
 }
