@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the pinned OCI clients used by the end-to-end tests (make test-e2e)
+# Installs the pinned OCI clients used by the end-to-end tests (make test-e2e),
+# or with --bench the reference registry make bench compares octoserve with,
 # into .tools/bin (git-ignored) with `go install`, from the Go module proxy.
 # Nothing here downloads a release binary.
 #

@@ -11,24 +11,27 @@ import (
 //
 // Why: on the same host (loopback: a node-local registry, CI, the bench)
 // sendfile is not zero-copy, it moves the one copy of the bytes from the
-// server to the client. Its socket buffers point at page-cache pages no
-// CPU has touched, so the client's read(2) copies them out of DRAM, and a
-// Go client (containerd, docker, crane, regctl) does that copy on the very
-// core that then hashes the bytes. Measured on the 2-core bench machine
-// (perf, strace, /usr/bin/time on a Go client doing io.Copy into sha256 over
-// a 256 MiB blob): the client's reads are full 32 KiB either way and it
-// almost never waits for data (3 EAGAIN in 8,000 reads), yet it spends
-// about 1.5 s of CPU per GiB behind sendfile against 1.1 s behind 32-128
-// KiB writes: _copy_to_iter takes twice the time, softirq work lands on
-// the client, and the hash itself runs slower. The client is the
-// bottleneck (sha256 is about 1.5 GiB/s on a core), so a 64 KiB
-// read+write on the server, whose core has time to spare, makes the pull
-// faster: the server reads the page cache and the client copies from
-// socket buffers still warm in the cache. curl piped into sha256sum sees
-// no difference because the hash runs in another process. Over a real
-// network the client copies from its NIC's buffers either way and only
-// the server's CPU differs; build with -tags octoserve_sendfile to serve
-// with sendfile there (the bench compares both).
+// server's core to the client's. The socket buffers point at page-cache
+// pages no CPU has touched, so the client's read(2) copies them out of
+// DRAM, and a Go client (containerd, docker, crane, regctl) does that on
+// the goroutine that then hashes the bytes: the client, already the
+// bottleneck (sha256 runs at about 1.5 GiB/s on a core), gets slower
+// while the server's core idles. Measured on the 2-core bench machine, a
+// Go client doing io.Copy into sha256 over a 256 MiB blob, CPU seconds
+// per GiB (user+sys): behind 64 KiB writes 0.85+0.47, behind sendfile
+// 0.97+0.91; behind sendfile of a 1 MiB file sent over and over (its
+// pages stay in the CPU cache) 1.0+0.5 — the extra system time is the
+// cold copy, not the syscall pattern. The client's reads are full 32 KiB
+// either way and it almost never waits for data (strace: 3 EAGAIN in
+// 8,000 reads), so socket buffers and TCP_NODELAY (set on both) are not
+// the cause. With writes, the server reads the page cache on its own core
+// and the client copies socket buffers still warm in the cache. curl piped
+// into sha256sum sees no difference: the hash runs in another process, on
+// the other core. 32 to 128 KiB writes measured alike; 1 MiB slightly
+// worse. Over a real network the client copies from its NIC's buffers
+// either way and only the server's CPU differs (sendfile costs it less);
+// build with -tags octoserve_sendfile to serve with sendfile there. The
+// bench runs both builds (make bench, "Pull path A/B").
 const blobWriteSize = 64 << 10
 
 var blobBuffers = sync.Pool{New: func() any { b := make([]byte, blobWriteSize); return &b }}

@@ -23,7 +23,7 @@ import (
 
 // TestMain doubles as the server MeasureStart starts in its test.
 func TestMain(m *testing.M) {
-	if addr := os.Getenv("LOADGEN_TEST_SERVER"); addr != "" {
+	if os.Getenv("LOADGEN_TEST_SERVER") != "" {
 		serveProbe()
 		return
 	}
