@@ -136,8 +136,16 @@ func runCmd(ctx context.Context, args []string) error {
 	url := fs.String("url", "", "registry base URL")
 	pid := fs.Int("pid", 0, "server PID, for RSS and descriptors (0: not sampled)")
 	only := fs.String("steps", "", "comma-separated steps to run (default all: "+strings.Join(loadgen.StepNames(), ",")+")")
+	cpuProfile := fs.String("cpuprofile", "", "write the load generator's own CPU profile (pprof) here")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		stopProfile, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stopProfile()
 	}
 	emit, closer, err := c.emitter()
 	if err != nil {

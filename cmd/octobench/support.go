@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -111,4 +112,21 @@ func writeReport(samplesPath, headerPath, mdPath, pngPath string) error {
 		errs = append(errs, rep.WriteChart(out, title), out.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// startCPUProfile profiles this process into path until the returned
+// function runs: where the client's time goes (e.g. hashing vs reading).
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
