@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	"github.com/octoserve/octoserve/internal/ocierr"
 	"github.com/octoserve/octoserve/internal/registry"
@@ -29,6 +30,8 @@ type API struct {
 	permit Permit
 	log    *slog.Logger
 	routes map[Kind]map[string]handlerFunc
+	// blobSends counts blob bodies being sent (blobcopy.go).
+	blobSends atomic.Int64
 }
 
 // Option configures an API.

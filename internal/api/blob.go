@@ -30,9 +30,11 @@ func (a *API) getBlob(w http.ResponseWriter, r *http.Request, rt Route) error {
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("ETag", `"`+d.String()+`"`)
 	h.Set("Cache-Control", "max-age=31536000")
-	// ServeContent handles Range, HEAD and conditional requests; the body
-	// is copied with plain writes, not sendfile (see blobWriteSize).
-	http.ServeContent(blobWriter(w), r, "", time.Time{}, rc)
+	// ServeContent handles Range, HEAD and conditional requests; blobWriter
+	// picks sendfile or plain writes for the body (see blobcopy.go).
+	out, done := a.blobWriter(w)
+	defer done()
+	http.ServeContent(out, r, "", time.Time{}, rc)
 	return nil
 }
 

@@ -4,9 +4,11 @@ package api_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"sync"
 	"testing"
 
@@ -16,18 +18,32 @@ import (
 )
 
 // observer is a ResponseWriter that offers ReadFrom, as net/http's does,
-// and records how the body reached it.
+// and records how the body reached it. With hold set, its first Write or
+// ReadFrom reports on entered and waits for release.
 type observer struct {
 	http.ResponseWriter
 	mu        *sync.Mutex
 	readFroms *int
 	maxWrite  *int
+	hold      *sync.Once
+	entered   chan<- struct{}
+	release   <-chan struct{}
+}
+
+func (o observer) wait() {
+	if o.hold != nil {
+		o.hold.Do(func() {
+			o.entered <- struct{}{}
+			<-o.release
+		})
+	}
 }
 
 func (o observer) Write(b []byte) (int, error) {
 	o.mu.Lock()
 	*o.maxWrite = max(*o.maxWrite, len(b))
 	o.mu.Unlock()
+	o.wait()
 	return o.ResponseWriter.Write(b)
 }
 
@@ -35,6 +51,7 @@ func (o observer) ReadFrom(r io.Reader) (int64, error) {
 	o.mu.Lock()
 	*o.readFroms++
 	o.mu.Unlock()
+	o.wait()
 	return io.Copy(struct{ io.Writer }{o.ResponseWriter}, r)
 }
 
@@ -51,7 +68,7 @@ func TestBlobBodyIsWrittenNotSentFile(t *testing.T) {
 	var mu sync.Mutex
 	var readFroms, maxWrite int
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeHTTP(observer{w, &mu, &readFroms, &maxWrite}, r)
+		h.ServeHTTP(observer{ResponseWriter: w, mu: &mu, readFroms: &readFroms, maxWrite: &maxWrite}, r)
 	}))
 	t.Cleanup(srv.Close)
 	e := &env{t: t, srv: srv}
@@ -77,4 +94,78 @@ func TestBlobBodyIsWrittenNotSentFile(t *testing.T) {
 		}
 		mu.Unlock()
 	}
+}
+
+// TestBlobBodyIsSentFileWhenOthersAreInFlight checks the other half of
+// blobWriter's choice: once GOMAXPROCS/2 downloads are being sent, the
+// next one goes to the connection's ReadFrom (sendfile), which costs the
+// busy server least.
+func TestBlobBodyIsSentFileWhenOthersAreInFlight(t *testing.T) {
+	d, err := filesystem.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := api.New(registry.New(d, registry.Options{}))
+	var mu sync.Mutex
+	var heldReadFroms, heldWrites, lastReadFroms, lastWrites int
+	entered, release := make(chan struct{}), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o := observer{ResponseWriter: w, mu: &mu, readFroms: &lastReadFroms, maxWrite: &lastWrites}
+		if r.Header.Get("X-Hold") != "" {
+			o = observer{ResponseWriter: w, mu: &mu, readFroms: &heldReadFroms, maxWrite: &heldWrites,
+				hold: &sync.Once{}, entered: entered, release: release}
+		}
+		h.ServeHTTP(o, r)
+	}))
+	t.Cleanup(srv.Close)
+	e := &env{t: t, srv: srv}
+	data := bytes.Repeat([]byte("0123456789abcdef"), 4096)
+	digest := e.pushBlob("a/b", data)
+
+	held := max(1, runtime.GOMAXPROCS(0)/2)
+	results := make(chan error, held)
+	for range held {
+		go func() {
+			resp, err := http.DefaultClient.Do(mustRequest(t, srv.URL+"/v2/a/b/blobs/"+digest, "X-Hold"))
+			if err == nil {
+				var body []byte
+				body, err = io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err == nil && !bytes.Equal(body, data) {
+					err = fmt.Errorf("held download: %d bytes, want %d", len(body), len(data))
+				}
+			}
+			results <- err
+		}()
+	}
+	for range held {
+		<-entered // every held download is inside its body's copy
+	}
+	resp, body := e.do("GET", "/v2/a/b/blobs/"+digest, nil, nil)
+	close(release)
+	for range held {
+		if err := <-results; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, data) {
+		t.Fatalf("download beside %d others: status %d, %d bytes", held, resp.StatusCode, len(body))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if heldReadFroms != 0 || heldWrites == 0 {
+		t.Errorf("the %d held downloads: ReadFrom %d times, largest Write %d; want plain writes", held, heldReadFroms, heldWrites)
+	}
+	if lastReadFroms != 1 {
+		t.Errorf("the download beside %d others: ReadFrom called %d times, want 1 (sendfile)", held, lastReadFroms)
+	}
+}
+
+func mustRequest(t *testing.T, url, header string) *http.Request {
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Error(err)
+	}
+	req.Header.Set(header, "1")
+	return req
 }

@@ -2,6 +2,6 @@
 
 package api
 
-// sendfileBlobs: see blobWriteSize for why blobs are not sent with
-// sendfile(2) by default.
+// sendfileBlobs: blobWriter chooses between sendfile(2) and plain
+// writes (see blobcopy.go).
 const sendfileBlobs = false

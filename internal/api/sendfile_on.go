@@ -3,5 +3,5 @@
 package api
 
 // sendfileBlobs: built with -tags octoserve_sendfile, blobs go to the
-// kernel with sendfile(2) (see blobWriteSize for when that pays).
+// kernel with sendfile(2), never copied (see blobcopy.go).
 const sendfileBlobs = true

@@ -46,7 +46,8 @@ func StepNames() []string {
 }
 
 // Run runs the named steps (all when only is empty), then records the
-// server's RSS.
+// server's RSS after a full run (a partial run's figure compares with
+// nothing).
 func (r *Runner) Run(ctx context.Context, only map[string]bool) error {
 	for _, s := range steps {
 		if len(only) > 0 && !only[s.name] {
@@ -58,7 +59,7 @@ func (r *Runner) Run(ctx context.Context, only map[string]bool) error {
 		}
 		r.logf("%s: %s done in %.1fs", r.Target, s.name, time.Since(start).Seconds())
 	}
-	if r.PID > 0 {
+	if r.PID > 0 && len(only) == 0 {
 		rss, err := ProcRSS(r.PID)
 		if err != nil {
 			return err
