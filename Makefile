@@ -10,7 +10,7 @@ GO_SRC   := $(shell find cmd internal -name '*.go' 2>/dev/null) go.mod go.sum
 
 .PHONY: help build run test test-unit test-conformance test-conformance-automount-off test-conformance-quick \
         test-conformance-v2 build-conformance clean-conformance test-e2e tools \
-        test-harness fuzz lint clean test-crash test-s3 test-soak test-replicas check-alerts
+        test-harness fuzz lint clean test-crash test-s3 test-soak test-replicas check-alerts bench bench-go
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-32s %s\n", $$1, $$2}'
@@ -92,6 +92,23 @@ clean-conformance: ## remove the built suites and test-results/
 
 clean: clean-conformance ## remove build output and test results
 	rm -rf bin
+
+OCTOBENCH := bin/octobench
+
+$(OCTOBENCH): $(GO_SRC)
+	$(GO) build -trimpath -o $@ ./cmd/octobench
+
+# The same octoserve serving blobs with sendfile(2): the bench's pull A/B.
+bin/octoserve-sendfile: $(GO_SRC)
+	$(GO) build -trimpath -tags octoserve_sendfile -ldflags '$(LDFLAGS)' -o $@ ./cmd/octoserve
+
+BENCH_QUICK ?= 0
+bench: build $(OCTOBENCH) bin/octoserve-sendfile ## octoserve vs the reference registry, same load (report: test-results/bench.md, .png; BENCH_QUICK=1: one minute)
+	scripts/install-tools.sh registry
+	BENCH_QUICK=$(BENCH_QUICK) scripts/bench.sh
+
+bench-go: ## go test -bench micro-benchmarks of the hot paths, with allocations
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/registry/ ./internal/api/
 
 FUZZTIME     ?= 10s
 FUZZPARALLEL ?= 2

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	"github.com/octoserve/octoserve/internal/ocierr"
 	"github.com/octoserve/octoserve/internal/registry"
@@ -38,6 +39,8 @@ type API struct {
 	// content serves pulls: reg, or a mirror in front of it (mirror.go).
 	content Content
 	mirror  Mirror
+	// blobSends counts blob bodies being sent (blobcopy.go).
+	blobSends atomic.Int64
 }
 
 // Option configures an API.

@@ -33,9 +33,11 @@ func (a *API) getBlob(w http.ResponseWriter, r *http.Request, rt Route) error {
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("ETag", `"`+d.String()+`"`)
 	h.Set("Cache-Control", "max-age=31536000")
-	// ServeContent handles Range, HEAD and conditional requests, and copies
-	// an *os.File with sendfile.
-	http.ServeContent(w, r, "", time.Time{}, rc)
+	// ServeContent handles Range, HEAD and conditional requests; blobWriter
+	// picks sendfile or plain writes for the body (see blobcopy.go).
+	out, done := a.blobWriter(w)
+	defer done()
+	http.ServeContent(out, r, "", time.Time{}, rc)
 	return nil
 }
 

@@ -25,6 +25,9 @@
 # REGISTRY_ROOT is empty. Either way it also exports
 #   REGISTRY_STORE_ARG  one argument naming the store for `octoserve gc` and
 #                       `octoserve verify`: --config=FILE or --root=DIR
+# With REGISTRY_DATA set to a directory, that directory is served instead
+# of a fresh one and registry_stop keeps it (the benchmarks fill a root once
+# and reuse it).
 # registry_stop kills exactly REGISTRY_PID (TERM, then KILL after 5 s;
 # never by name) and removes the scratch directory.
 #
@@ -77,7 +80,7 @@ registry_start() {
     REGISTRY_STORE_ARG=--config=$REGISTRY_STORAGE_CONFIG
     store=(--config "$REGISTRY_STORAGE_CONFIG")
   else
-    REGISTRY_ROOT=$REGISTRY_SCRATCH/data
+    REGISTRY_ROOT=${REGISTRY_DATA:-$REGISTRY_SCRATCH/data}
     REGISTRY_STORE_ARG=--root=$REGISTRY_ROOT
     store=(--root "$REGISTRY_ROOT")
   fi
