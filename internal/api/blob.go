@@ -19,6 +19,20 @@ func (a *API) getBlob(w http.ResponseWriter, r *http.Request, rt Route) error {
 	if err != nil {
 		return err
 	}
+	if r.Method == http.MethodGet {
+		if u, err := a.reg.BlobURL(r.Context(), rt.Name, d); err != nil && !isBlobUnknown(err) {
+			return err
+		} else if u != "" {
+			// The store serves the bytes (storage.s3.redirect): the pull
+			// bypasses this process. A blob only a pull-through cache
+			// would fetch is not stored yet, and is served below.
+			h := w.Header()
+			h.Set("Location", u)
+			h.Set("Docker-Content-Digest", d.String())
+			w.WriteHeader(http.StatusTemporaryRedirect)
+			return nil
+		}
+	}
 	rc, info, err := a.openBlob(r, rt.Name, d)
 	if err != nil {
 		return err
@@ -85,4 +99,9 @@ func created(w http.ResponseWriter, name, digest string) {
 // errBodyTooLarge is returned when a request body exceeds a limit.
 func errBodyTooLarge(limit int64) error {
 	return ocierr.New(ocierr.SizeInvalid, http.StatusRequestEntityTooLarge, "%s", fmt.Sprintf("body exceeds %d bytes", limit))
+}
+
+func isBlobUnknown(err error) bool {
+	e, ok := ocierr.As(err)
+	return ok && e.Code == ocierr.BlobUnknown
 }

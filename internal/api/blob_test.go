@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -319,4 +320,42 @@ func TestUploadCapPerCaller(t *testing.T) {
 			t.Fatalf("%s's session: %d %s, want %d", tc.user, resp.StatusCode, body, tc.want)
 		}
 	}
+}
+
+// presigning is a store that hands out URLs for its objects, as S3 with
+// storage.s3.redirect does.
+type presigning struct{ *memory.Driver }
+
+func (presigning) RedirectURL(_ context.Context, p string) (string, error) {
+	return "https://bucket.example/" + p + "?X-Amz-Signature=x", nil
+}
+
+// With a store that presigns, a blob GET answers 307 to the store, with
+// the digest; HEAD is still answered here, and an unknown blob is 404.
+func TestBlobRedirect(t *testing.T) {
+	reg := registry.New(presigning{memory.New()}, registry.Options{})
+	srv := httptest.NewServer(api.New(reg))
+	t.Cleanup(srv.Close)
+	e := &env{t: t, srv: srv}
+	data := []byte("redirected layer")
+	d := digestOf(data)
+	resp, body := e.do("POST", "/v2/r/blobs/uploads/?digest="+d, data, nil)
+	e.expect(resp, body, http.StatusCreated, "")
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get, err := client.Get(srv.URL + "/v2/r/blobs/" + d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get.Body.Close()
+	if get.StatusCode != http.StatusTemporaryRedirect || get.Header.Get("Docker-Content-Digest") != d ||
+		!strings.HasPrefix(get.Header.Get("Location"), "https://bucket.example/blobs/sha256/") {
+		t.Fatalf("GET: %d, Location %q, digest %q", get.StatusCode, get.Header.Get("Location"), get.Header.Get("Docker-Content-Digest"))
+	}
+	resp, body = e.do("HEAD", "/v2/r/blobs/"+d, nil, nil)
+	e.expect(resp, body, http.StatusOK, "")
+	if resp.Header.Get("Content-Length") != strconv.Itoa(len(data)) {
+		t.Fatalf("HEAD Content-Length %q", resp.Header.Get("Content-Length"))
+	}
+	resp, body = e.do("GET", "/v2/other/blobs/"+d, nil, nil)
+	e.expect(resp, body, http.StatusNotFound, "BLOB_UNKNOWN")
 }

@@ -171,3 +171,21 @@ func (r *Registry) allExist(ctx context.Context, paths ...string) (bool, error) 
 	}
 	return true, nil
 }
+
+// BlobURL returns a URL the client may fetch blob d of repository name
+// from directly (a presigned URL of an object store), or "" when the
+// store hands out none and the registry serves the bytes itself.
+func (r *Registry) BlobURL(ctx context.Context, name string, d reference.Digest) (string, error) {
+	rd, ok := r.d.(storage.Redirector)
+	if !ok {
+		return "", nil
+	}
+	if _, err := r.StatBlob(ctx, name, d); err != nil {
+		return "", err
+	}
+	u, err := rd.RedirectURL(ctx, blobPath(d))
+	if err != nil {
+		return "", fmt.Errorf("redirecting to blob %s: %w", d, err)
+	}
+	return u, nil
+}
