@@ -41,6 +41,11 @@ for bin in "$OCTOBENCH" "$OCTOSERVE" "$OCTOSERVE_SENDFILE" "$REFERENCE"; do
 done
 mkdir -p "$RESULTS"
 SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/octoserve-bench.XXXXXX")
+# The load generator is one client address opening up to 1,000
+# connections; octoserve's per-address bound (http.maxConnsPerClient,
+# 100 by default) would refuse most, and the reference registry has none.
+BENCH_CONFIG=$SCRATCH/octoserve-bench.yaml
+printf 'http:\n  maxConnsPerClient: 0\n' >"$BENCH_CONFIG"
 SAMPLES=$SCRATCH/samples.jsonl
 
 # shellcheck disable=SC2317 # called by the EXIT trap
@@ -69,13 +74,13 @@ run_target() {
   local name=$1 round=$2
   case "$name" in
     octoserve)
-      OCTOSERVE_BIN=$OCTOSERVE REGISTRY_DATA='' registry_start
+      OCTOSERVE_BIN=$OCTOSERVE REGISTRY_DATA='' registry_start --config "$BENCH_CONFIG"
       bench run -target octoserve -round "$round" -url "$REGISTRY_URL" -pid "$REGISTRY_PID" ||
         { tail -n 20 "$REGISTRY_LOG" >&2; return 1; }
       registry_stop
       ;;
     octoserve-sendfile)
-      OCTOSERVE_BIN=$OCTOSERVE_SENDFILE REGISTRY_DATA='' registry_start
+      OCTOSERVE_BIN=$OCTOSERVE_SENDFILE REGISTRY_DATA='' registry_start --config "$BENCH_CONFIG"
       bench run -target octoserve-sendfile -round "$round" -url "$REGISTRY_URL" -pid "$REGISTRY_PID" -steps big,image ||
         { tail -n 20 "$REGISTRY_LOG" >&2; return 1; }
       registry_stop
@@ -95,7 +100,7 @@ fill_root() {
   echo "bench: filling the garbage-collection root of $name"
   case "$name" in
     octoserve)
-      OCTOSERVE_BIN=$OCTOSERVE REGISTRY_DATA=$root registry_start
+      OCTOSERVE_BIN=$OCTOSERVE REGISTRY_DATA=$root registry_start --config "$BENCH_CONFIG"
       bench fill -url "$REGISTRY_URL"
       registry_stop
       ;;
