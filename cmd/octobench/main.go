@@ -24,6 +24,9 @@ import (
 const usage = `usage: octobench COMMAND [flags]
 
   run       -url URL -target NAME [-pid PID] [-steps a,b]   registry scenarios
+  pair      -url URL -target NAME -url-b URL -target-b NAME  the same requests to two servers, alternating
+  cache     -upstream URL -url URL -prefix P [-paced]       big blobs pulled directly and through a pull-through cache
+  pace      -to URL -rate BYTES/S                           a reverse proxy pacing response bodies (prints its address)
   fill      -url URL                                        the garbage-collection root
   limits    -dir DIR                                        sha256, fdatasync, trivial-server lines
   start     -target NAME -log FILE -- SERVER ARGS...        start time until GET ` + loadgen.GCProbe + ` answers
@@ -51,6 +54,10 @@ func dispatch(ctx context.Context, cmd string, args []string) error {
 	switch cmd {
 	case "run":
 		return runCmd(ctx, args)
+	case "pair":
+		return pairCmd(ctx, args)
+	case "cache":
+		return cacheCmd(ctx, args)
 	case "fill":
 		return fillCmd(ctx, args)
 	case "limits":
@@ -61,6 +68,8 @@ func dispatch(ctx context.Context, cmd string, args []string) error {
 		return timeCmd(args)
 	case "report":
 		return reportCmd(args)
+	case "pace":
+		return paceCmd(ctx, args)
 	case "trivial-serve":
 		return trivialCmd(ctx, args)
 	case "sizes":
@@ -135,6 +144,7 @@ func runCmd(ctx context.Context, args []string) error {
 	c := addCommon(fs)
 	url := fs.String("url", "", "registry base URL")
 	pid := fs.Int("pid", 0, "server PID, for RSS and descriptors (0: not sampled)")
+	cpuPIDs := fs.String("cpu-pids", "", "comma-separated PIDs whose CPU time per request is measured (default: -pid)")
 	only := fs.String("steps", "", "comma-separated steps to run (default all: "+strings.Join(loadgen.StepNames(), ",")+")")
 	cpuProfile := fs.String("cpuprofile", "", "write the load generator's own CPU profile (pprof) here")
 	if err := fs.Parse(args); err != nil {
@@ -158,7 +168,86 @@ func runCmd(ctx context.Context, args []string) error {
 		}
 	}
 	r := &loadgen.Runner{URL: *url, PID: *pid, Target: *c.target, Round: *c.round, Cfg: c.config(), Emit: emit, Log: os.Stdout}
+	if r.CPUPIDs, err = parsePIDs(*cpuPIDs); err != nil {
+		return errors.Join(err, closer())
+	}
+	if len(r.CPUPIDs) == 0 && *pid > 0 {
+		r.CPUPIDs = []int{*pid}
+	}
 	return errors.Join(r.Run(ctx, steps), closer())
+}
+
+func pairCmd(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("pair", flag.ContinueOnError)
+	c := addCommon(fs)
+	urlA := fs.String("url", "", "side A's base URL (its target name: -target)")
+	pidA := fs.Int("pid", 0, "side A's PID, for its CPU time per request (0: not measured)")
+	urlB := fs.String("url-b", "", "side B's base URL")
+	targetB := fs.String("target-b", "", "side B's target name")
+	pidB := fs.Int("pid-b", 0, "side B's PID")
+	slices := fs.Int("slices", 10, "slices each figure alternates between the sides")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *urlA == "" || *urlB == "" || *targetB == "" {
+		return errors.New("pair needs -url, -url-b and -target-b")
+	}
+	emit, closer, err := c.emitter()
+	if err != nil {
+		return err
+	}
+	p := &loadgen.Pair{
+		A: loadgen.Side{URL: *urlA, Target: *c.target, PID: *pidA}, B: loadgen.Side{URL: *urlB, Target: *targetB, PID: *pidB},
+		Round: *c.round, Cfg: c.config(), Slices: *slices, Emit: emit, Log: os.Stdout,
+	}
+	return errors.Join(p.Run(ctx), closer())
+}
+
+func cacheCmd(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("cache", flag.ContinueOnError)
+	c := addCommon(fs)
+	upstream := fs.String("upstream", "", "the upstream registry's base URL")
+	cache := fs.String("url", "", "the base URL of the octoserve that mirrors it")
+	prefix := fs.String("prefix", "", "the repository prefix octoserve mirrors the upstream under")
+	origin := fs.String("origin", "", "where to push the blobs (default: -upstream)")
+	paced := fs.Bool("paced", false, "the upstream is behind a paced link: record the -1g targets")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *upstream == "" || *cache == "" || *prefix == "" {
+		return errors.New("cache needs -upstream, -url and -prefix")
+	}
+	emit, closer, err := c.emitter()
+	if err != nil {
+		return err
+	}
+	r := &loadgen.CacheRun{Upstream: *upstream, Origin: *origin, Cache: *cache, Prefix: *prefix, Round: *c.round, Cfg: c.config(), Emit: emit, Log: os.Stdout}
+	if *paced {
+		r.Targets = [3]string{loadgen.TargetCacheUpstream1G, loadgen.TargetCacheFirst1G, loadgen.TargetCacheHit1G}
+		r.Seed = 1 << 40 // other blobs than the loopback run's, which the same cache may hold
+	}
+	return errors.Join(r.Run(ctx), closer())
+}
+
+// paceCmd serves a paced reverse proxy on a kernel-chosen loopback port
+// and prints its address; it stops on SIGTERM.
+func paceCmd(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("pace", flag.ContinueOnError)
+	to := fs.String("to", "", "the base URL requests are forwarded to")
+	rate := fs.Float64("rate", 125e6, "response body bytes per second (125e6: 1 Gbit/s)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	h, err := loadgen.PacedProxy(*to, *rate)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	fmt.Println(ln.Addr().String())
+	return loadgen.Serve(ctx, ln, h)
 }
 
 func fillCmd(ctx context.Context, args []string) error {

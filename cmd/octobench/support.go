@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -63,6 +64,22 @@ func sizeArgs(args []string) []string {
 	return out
 }
 
+// parsePIDs reads a comma-separated list of PIDs.
+func parsePIDs(list string) ([]int, error) {
+	var pids []int
+	for f := range strings.SplitSeq(list, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		pid, err := strconv.Atoi(f)
+		if err != nil || pid <= 0 {
+			return nil, fmt.Errorf("bad PID %q in %q", f, list)
+		}
+		pids = append(pids, pid)
+	}
+	return pids, nil
+}
+
 func median(vs []float64) float64 {
 	s := slices.Clone(vs)
 	slices.Sort(s)
@@ -108,7 +125,7 @@ func writeReport(samplesPath, headerPath, mdPath, pngPath string) error {
 		if err != nil {
 			return err
 		}
-		title := "octoserve vs reference registry v3.1.2, " + time.Now().Format("2006-01-02 15:04")
+		title := "make bench, " + time.Now().Format("2006-01-02 15:04")
 		errs = append(errs, rep.WriteChart(out, title), out.Close())
 	}
 	return errors.Join(errs...)

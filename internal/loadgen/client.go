@@ -214,6 +214,35 @@ func (c *Client) PullBlob(ctx context.Context, repo, digest string) (int64, erro
 	return verifyBody(resp.Body, digest)
 }
 
+// PullBlobTimed is PullBlob that also returns when the first byte of
+// the body arrived, counted from the request.
+func (c *Client) PullBlobTimed(ctx context.Context, repo, digest string) (int64, time.Duration, error) {
+	start := time.Now()
+	resp, err := c.do(ctx, "GET", "/v2/"+repo+"/blobs/"+digest, nil, 0, nil, http.StatusOK)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	fb := &firstByte{r: resp.Body, start: start}
+	n, err := verifyBody(fb, digest)
+	return n, fb.at, err
+}
+
+// firstByte notes when the first byte came out of r.
+type firstByte struct {
+	r     io.Reader
+	start time.Time
+	at    time.Duration
+}
+
+func (f *firstByte) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if n > 0 && f.at == 0 {
+		f.at = time.Since(f.start)
+	}
+	return n, err
+}
+
 // verifyBody hashes everything r yields and checks it against digest.
 func verifyBody(r io.Reader, digest string) (int64, error) {
 	h := sha256.New()

@@ -55,7 +55,7 @@ func QuickConfig() Config {
 	c.BigBytes, c.PullReps = 64*mib, 2
 	c.SmallBlobs = 200
 	c.Duration = time.Second
-	c.ManyTags, c.ManyRepos = 1000, 500
+	c.ManyTags, c.ManyRepos = 300, 300
 	c.LayerBytes, c.ImageClients = mib, 32
 	c.ChunkedBytes = 20 * mib
 	c.Conns = 300

@@ -13,10 +13,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/octoserve/octoserve/internal/api"
+	"github.com/octoserve/octoserve/internal/config"
+	"github.com/octoserve/octoserve/internal/proxy"
 	"github.com/octoserve/octoserve/internal/registry"
 	"github.com/octoserve/octoserve/internal/storage/filesystem"
 )
@@ -63,20 +66,54 @@ func tinyConfig() Config {
 
 func octoserve(t *testing.T) *httptest.Server {
 	t.Helper()
+	srv := httptest.NewServer(octoserveHandler(t))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func octoserveHandler(t *testing.T, opts ...api.Option) http.Handler {
+	t.Helper()
 	d, err := filesystem.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.New(registry.New(d, registry.Options{})))
-	t.Cleanup(srv.Close)
-	return srv
+	return api.New(registry.New(d, registry.Options{}), opts...)
+}
+
+// recorder collects samples by target and scenario.
+type recorder struct {
+	mu  sync.Mutex
+	got map[string]map[string]float64
+}
+
+func (r *recorder) emit(s Sample) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.got == nil {
+		r.got = map[string]map[string]float64{}
+	}
+	if r.got[s.Target] == nil {
+		r.got[s.Target] = map[string]float64{}
+	}
+	r.got[s.Target][s.Scenario] = s.Value
+}
+
+// counted serves h and counts the requests matching match.
+func counted(h http.Handler, match func(*http.Request) bool) (http.Handler, *atomic.Int64) {
+	var n atomic.Int64
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if match(r) {
+			n.Add(1)
+		}
+		h.ServeHTTP(w, r)
+	}), &n
 }
 
 func TestRunEveryScenarioAgainstOctoserve(t *testing.T) {
 	srv := octoserve(t)
 	var mu sync.Mutex
 	got := map[string]float64{}
-	r := &Runner{URL: srv.URL, PID: os.Getpid(), Target: TargetOctoserve, Round: 1, Cfg: tinyConfig(),
+	r := &Runner{URL: srv.URL, PID: os.Getpid(), CPUPIDs: []int{os.Getpid()}, Target: TargetOctoserve, Round: 1, Cfg: tinyConfig(),
 		Emit: func(s Sample) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -89,13 +126,19 @@ func TestRunEveryScenarioAgainstOctoserve(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range []string{PushBig, PullBig, PushSmall, ManifestGet8, ManifestGet64, TagList, TagsPaged,
-		CatalogPaged, ImagePull32, Chunked, Conns1000, ConnsRSS, ConnsFDs, RSSAfter} {
+		CatalogPaged, ImagePull32, Chunked, Conns1000, ConnsRSS, ConnsFDs, RSSAfter, ManifestGet1, PushSmall1, TagPut} {
 		if v, ok := got[id]; !ok || v <= 0 {
 			t.Errorf("scenario %s: value %v (recorded: %t)", id, v, ok)
 		}
 	}
-	if len(got) != 14 {
-		t.Errorf("recorded %d figures, want 14: %v", len(got), got)
+	// CPU time comes in 10 ms ticks: a tiny run may count none.
+	for _, id := range []string{ManifestCPU, PushSmallCPU} {
+		if v, ok := got[id]; !ok || v < 0 {
+			t.Errorf("scenario %s: value %v (recorded: %t)", id, v, ok)
+		}
+	}
+	if len(got) != 19 {
+		t.Errorf("recorded %d figures, want 19: %v", len(got), got)
 	}
 }
 
@@ -239,5 +282,214 @@ func TestReportRatiosSpreadAndChart(t *testing.T) {
 	cfg, err := png.DecodeConfig(&img)
 	if err != nil || cfg.Width != chartWidth || cfg.Height != chartTop+2*rowHeight+chartBottom {
 		t.Fatalf("chart %+v, %v", cfg, err)
+	}
+}
+
+func TestPairMeasuresBothSidesInAlternation(t *testing.T) {
+	var sides [2]*atomic.Int64
+	var urls [2]string
+	for i := range sides {
+		h, n := counted(octoserveHandler(t), func(r *http.Request) bool { return strings.Contains(r.URL.Path, "/manifests/") })
+		srv := httptest.NewServer(h)
+		t.Cleanup(srv.Close)
+		urls[i], sides[i] = srv.URL, n
+	}
+	var rec recorder
+	// Both sides are this process: its CPU time is what each side's
+	// figure divides.
+	p := &Pair{A: Side{urls[0], TargetMetricsOff, os.Getpid()}, B: Side{urls[1], TargetMetricsOn, os.Getpid()}, Round: 1, Cfg: tinyConfig(), Slices: 4, Emit: rec.emit}
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{TargetMetricsOff, TargetMetricsOn} {
+		for _, id := range []string{ManifestGet8, ManifestGet64, PushSmall, ManifestGet1, PushSmall1} {
+			if v := rec.got[target][id]; v <= 0 {
+				t.Errorf("%s %s = %v", target, id, v)
+			}
+		}
+		// CPU time comes in 10 ms ticks: a tiny run may count none.
+		for _, id := range []string{ManifestCPU, PushSmallCPU} {
+			if v, ok := rec.got[target][id]; !ok || v < 0 {
+				t.Errorf("%s %s = %v (recorded: %t)", target, id, v, ok)
+			}
+		}
+		if len(rec.got[target]) != 7 {
+			t.Errorf("%s: %d figures, want 7: %v", target, len(rec.got[target]), rec.got[target])
+		}
+	}
+	for i, n := range sides {
+		// 4 slices of 8 and 64 clients and one: at least 4*(8+64+5) GETs each.
+		if n.Load() < 4*(8+64+5) {
+			t.Errorf("side %d answered %d manifest requests", i, n.Load())
+		}
+	}
+	if order(0) != [2]int{0, 1} || order(1) != [2]int{1, 0} || order(2) != [2]int{0, 1} {
+		t.Errorf("slices do not alternate A B, B A: %v %v %v", order(0), order(1), order(2))
+	}
+}
+
+func TestCacheRunPullsFirstThroughTheCacheThenFromIt(t *testing.T) {
+	up, upstreamGets := counted(octoserveHandler(t), func(r *http.Request) bool {
+		return r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/sha256:")
+	})
+	upstream := httptest.NewServer(up)
+	t.Cleanup(upstream.Close)
+	d, err := filesystem.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := registry.New(d, registry.Options{})
+	px, err := proxy.New(config.Proxy{Upstreams: []config.Upstream{{Prefix: "mirror", URL: upstream.URL}}}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(px.Close)
+	cache := httptest.NewServer(api.New(reg, api.WithMirror(px)))
+	t.Cleanup(cache.Close)
+	cfg := tinyConfig()
+	cfg.PullReps = 3
+	var rec recorder
+	r := &CacheRun{Upstream: upstream.URL, Cache: cache.URL, Prefix: "mirror", Round: 1, Cfg: cfg, Emit: rec.emit}
+	if err := r.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{TargetCacheUpstream, TargetCacheFirst, TargetCacheHit} {
+		if rec.got[target][CachePull] <= 0 || rec.got[target][CacheFirstB] <= 0 {
+			t.Errorf("%s: %v", target, rec.got[target])
+		}
+	}
+	// Each blob: one direct GET, one by the cache on the first pull, none
+	// on the second: the "cached" figure is a cache hit.
+	if n := upstreamGets.Load(); n != 2*int64(cfg.PullReps) {
+		t.Errorf("the upstream answered %d blob GETs, want %d", n, 2*cfg.PullReps)
+	}
+}
+
+func TestSectionsReport(t *testing.T) {
+	var samples []Sample
+	add := func(id, target string, vs ...float64) {
+		for i, v := range vs {
+			samples = append(samples, Sample{Scenario: id, Target: target, Round: i + 1, Value: v})
+		}
+	}
+	add(ManifestGet8, TargetMetricsOff, 1000, 1000)
+	add(ManifestGet8, TargetMetricsOn, 960, 980)
+	add(PushSmall1, TargetMetricsOff, 4, 4)
+	add(PushSmall1, TargetMetricsOn, 5, 5)
+	add(CachePull, TargetCacheUpstream, 1000, 1000)
+	add(CachePull, TargetCacheFirst, 700, 900)
+	add(CachePull, TargetCacheHit, 1100, 1100)
+	add(CacheFirstB, TargetCacheFirst, 30, 30)
+	add(ManifestGet1, TargetReplicasDirect, 100, 100)
+	add(ManifestGet1, TargetReplicasLB3, 250, 250)
+	add(ManifestGet1, TargetMetricsOff, 190.2, 127.4)
+	add(ManifestGet1, TargetMetricsOn, 173.1, 134.8)
+	rep := Aggregate(samples)
+	if len(rep.Rows) != 0 || len(rep.Limits) != 0 {
+		t.Fatalf("local rows %d, limits %d: want none", len(rep.Rows), len(rep.Limits))
+	}
+	if len(rep.Sections) != 3 {
+		t.Fatalf("%d sections, want replicas, metrics, cache", len(rep.Sections))
+	}
+	var md bytes.Buffer
+	rep.Markdown(&md)
+	for _, want := range []string{
+		"## Replicas", "| 2.50 (2.50–2.50); +150 µs |", "| 0.97 (0.91–1.06); −4.85 µs |", // the per-request cost
+		"## Metrics", "| manifest GET by tag, 8 clients | req/s (higher is better) | **1000** (1000–1000) | **970** (960–980) | 0.97 (0.96–0.98) | ≥ 0.95 | met |",
+		"| 1.25 (1.25–1.25); +1.00 ms | ≤ 1.05 | **missed** |",
+		"## Pull-through cache", "| 0.80 (0.70–0.90) | 1.10 (1.10–1.10) | ≥ 0.80 | met |",
+		"| that pull's first byte, after the request | ms (lower is better) | – | **30.0** (30.0–30.0) | – | – | – | – | – |",
+	} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md.String())
+		}
+	}
+	if strings.Contains(md.String(), "Local disks") || strings.Contains(md.String(), "Physical limits") {
+		t.Errorf("a report without local samples has the local tables:\n%s", md.String())
+	}
+	var img bytes.Buffer
+	if err := rep.WriteChart(&img, "test"); err != nil {
+		t.Fatal(err)
+	}
+	// Charted: a heading per section, replicas' one row, metrics' three,
+	// the cache's pull (the first-byte row has no baseline).
+	if rows := rep.chartRows(); len(rows) != 3+5 || rows[0].adv != 0 || rows[0].label != "REPLICAS: 3 behind HAProxy / direct" ||
+		rows[2].label != "METRICS: metrics on / metrics off (goal 0.95)" || rows[3].goal != 0.95 {
+		t.Errorf("chart rows %+v", rows)
+	}
+	cfg, err := png.DecodeConfig(&img)
+	if err != nil || cfg.Height != chartTop+8*rowHeight+chartBottom {
+		t.Fatalf("chart %+v, %v: want 8 rows", cfg, err)
+	}
+}
+
+func TestProcCPUCountsThisProcess(t *testing.T) {
+	m, err := startCPU([]int{os.Getpid()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Spin until the kernel has counted at least two ticks more.
+	for {
+		now, err := ProcCPU(os.Getpid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if now-m.start >= 2*clockTick {
+			break
+		}
+	}
+	if v, err := m.perRequest(2); err != nil || v < float64(clockTick/time.Microsecond) {
+		t.Errorf("CPU per request %v µs (%v), want at least one tick", v, err)
+	}
+	if _, err := ProcCPU(-1); err == nil {
+		t.Error("ProcCPU of no process: no error")
+	}
+}
+
+func TestMedianOfAndTimeEach(t *testing.T) {
+	if m := medianOf([]time.Duration{5, 1, 3}); m != 3 {
+		t.Errorf("median of 5 1 3 = %v", m)
+	}
+	if m := medianOf([]time.Duration{4, 1, 3, 2}); m != 2 {
+		t.Errorf("median of 4 1 3 2 = %v (2.5 truncated)", m)
+	}
+	calls := 0
+	ts, err := timeEach(context.Background(), 0, func(context.Context, int) error { calls++; return nil })
+	if err != nil || calls != 5 || len(ts) != 5 {
+		t.Errorf("timeEach for 0s: %d calls, %d times, %v; want at least 5", calls, len(ts), err)
+	}
+	stop := errors.New("stop")
+	if _, err := timeEach(context.Background(), time.Hour, func(_ context.Context, i int) error {
+		if i == 2 {
+			return stop
+		}
+		return nil
+	}); !errors.Is(err, stop) {
+		t.Errorf("timeEach did not return fn's error: %v", err)
+	}
+}
+
+func TestPacedProxyForwardsPushesAndPulls(t *testing.T) {
+	upstream := octoserve(t)
+	h, err := PacedProxy(upstream.URL, 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paced := httptest.NewServer(h)
+	t.Cleanup(paced.Close)
+	c, err := NewClient(paced.URL, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := RandomBytes(9, 300<<10)
+	d, err := c.PushPatched(context.Background(), "a/b", data)
+	if err != nil {
+		t.Fatalf("push through the paced proxy: %v", err)
+	}
+	if n, _, err := c.PullBlobTimed(context.Background(), "a/b", d); err != nil || n != int64(len(data)) {
+		t.Fatalf("pull through the paced proxy: %d bytes, %v", n, err)
+	}
+	if _, err := PacedProxy(upstream.URL, 0); err == nil {
+		t.Error("a rate of 0 was accepted")
 	}
 }

@@ -91,3 +91,67 @@ func firstErr(errs ...error) error {
 	}
 	return nil
 }
+
+// clockTick is the unit of the CPU times in /proc/PID/stat (USER_HZ: 100
+// on every Linux architecture Go runs on).
+const clockTick = 10 * time.Millisecond
+
+// ProcCPU returns the CPU time (user and system, every thread) process
+// pid has used so far.
+func ProcCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("reading CPU time of pid %d: %w", pid, err)
+	}
+	// The command name (field 2) may hold spaces: the fields that follow
+	// start after its closing parenthesis; utime and stime are fields 14
+	// and 15.
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("pid %d: short /proc stat %q", pid, s)
+	}
+	var ticks int64
+	for _, f := range fields[11:13] {
+		v, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("pid %d: CPU time %q: %w", pid, f, err)
+		}
+		ticks += v
+	}
+	return time.Duration(ticks) * clockTick, nil
+}
+
+// cpuOf is the CPU time processes pids used so far, together.
+func cpuOf(pids []int) (time.Duration, error) {
+	var total time.Duration
+	for _, pid := range pids {
+		t, err := ProcCPU(pid)
+		if err != nil {
+			return 0, err
+		}
+		total += t
+	}
+	return total, nil
+}
+
+// cpuMeter measures the CPU time processes use during a measurement.
+type cpuMeter struct {
+	pids  []int
+	start time.Duration
+}
+
+// startCPU starts a meter of pids (none: a meter that measures nothing).
+func startCPU(pids []int) (*cpuMeter, error) {
+	start, err := cpuOf(pids)
+	return &cpuMeter{pids: pids, start: start}, err
+}
+
+// perRequest is the CPU time used since the start divided by n, in µs.
+func (m *cpuMeter) perRequest(n int64) (float64, error) {
+	now, err := cpuOf(m.pids)
+	if err != nil || n == 0 {
+		return 0, err
+	}
+	return float64(now-m.start) / float64(time.Microsecond) / float64(n), nil
+}

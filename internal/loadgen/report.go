@@ -75,6 +75,9 @@ type Report struct {
 	// Sendfile compares octoserve (Octoserve) with octoserve serving blobs
 	// with sendfile (Reference) on the scenarios run against both.
 	Sendfile []Row
+	// Sections are the other comparisons (S3, replicas, metrics, cache)
+	// that samples were found for.
+	Sections []SectionTable
 }
 
 // Aggregate groups samples by scenario and target.
@@ -105,6 +108,9 @@ func Aggregate(samples []Sample) Report {
 			rep.Limits = append(rep.Limits, Row{Scenario: sc, Octoserve: spreadOf(values(sc.ID, TargetLimit))})
 			continue
 		}
+		if len(byTarget[sc.ID][TargetOctoserve])+len(byTarget[sc.ID][TargetReference]) == 0 {
+			continue // another section's scenario
+		}
 		row := compare(sc, byTarget[sc.ID][TargetOctoserve], byTarget[sc.ID][TargetReference])
 		if sc.Limit != "" {
 			row.Limit = spreadOf(values(sc.Limit, TargetLimit))
@@ -116,6 +122,7 @@ func Aggregate(samples []Sample) Report {
 			rep.Sendfile = append(rep.Sendfile, row)
 		}
 	}
+	rep.Sections = aggregateSections(byTarget)
 	return rep
 }
 
@@ -166,8 +173,30 @@ func (s Spread) String() string {
 	return fmt.Sprintf("**%s** (%s–%s)", num(s.Median), num(s.Min), num(s.Max))
 }
 
-// Markdown writes the report's tables.
+// Markdown writes the report's tables: the local section, the other
+// sections, the physical limits; each only when it has figures.
 func (rep Report) Markdown(w io.Writer) {
+	if len(rep.Rows) > 0 {
+		fmt.Fprint(w, "## Local disks: octoserve against the reference registry (issue 13)\n\n")
+		rep.localMarkdown(w)
+	}
+	for _, t := range rep.Sections {
+		t.Markdown(w)
+	}
+	if len(rep.Limits) > 0 {
+		fmt.Fprintln(w, "Physical limits of this machine, measured in the same run:")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| limit | unit | median (min–max) |")
+		fmt.Fprintln(w, "|---|---|---|")
+		for _, r := range rep.Limits {
+			fmt.Fprintf(w, "| %s | %s | %s |\n", r.Scenario.Title, r.Scenario.Unit, r.Octoserve)
+		}
+	}
+}
+
+// localMarkdown writes octoserve against the reference registry on local
+// disks, and the pull A/B.
+func (rep Report) localMarkdown(w io.Writer) {
 	fmt.Fprintln(w, "| figure | unit | octoserve median (min–max) | reference median (min–max) | octoserve / reference (rounds min–max) | verdict | octoserve % of limit | reference % of limit |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
 	for _, r := range rep.Rows {
@@ -200,13 +229,6 @@ func (rep Report) Markdown(w io.Writer) {
 		}
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Physical limits of this machine, measured in the same run:")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| limit | unit | median (min–max) |")
-	fmt.Fprintln(w, "|---|---|---|")
-	for _, r := range rep.Limits {
-		fmt.Fprintf(w, "| %s | %s | %s |\n", r.Scenario.Title, r.Scenario.Unit, r.Octoserve)
-	}
 }
 
 func percentOf(s, limit Spread) string {

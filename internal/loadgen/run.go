@@ -9,13 +9,17 @@ import (
 
 // Runner drives the registry scenarios against one server.
 type Runner struct {
-	URL    string // the registry's base URL
-	PID    int    // the server's process, for memory and descriptors (0: not sampled)
-	Target string // target name written into samples
-	Round  int    // round number written into samples
-	Cfg    Config // sizes
-	Emit   func(Sample)
-	Log    io.Writer // progress lines
+	URL string // the registry's base URL
+	PID int    // the server's process, for memory and descriptors (0: not sampled)
+	// CPUPIDs are the processes whose CPU time per request is measured:
+	// every process that serves (a balancer and a storage server too);
+	// none: not measured.
+	CPUPIDs []int
+	Target  string // target name written into samples
+	Round   int    // round number written into samples
+	Cfg     Config // sizes
+	Emit    func(Sample)
+	Log     io.Writer // progress lines
 }
 
 // step is one part of a run; it emits one or more figures.
@@ -29,6 +33,7 @@ var steps = []step{
 	{"big", (*Runner).big},
 	{"small", (*Runner).small},
 	{"meta", (*Runner).meta},
+	{"latency", (*Runner).latency},
 	{"tags", (*Runner).manyTags},
 	{"catalog", (*Runner).catalog},
 	{"image", (*Runner).image},

@@ -28,6 +28,33 @@ const (
 	TargetSendfile = "octoserve-sendfile"
 )
 
+// Targets of the other sections of the report (sections.go): each names
+// what ran and how, so that samples of one scenario from several sections
+// never mix.
+const (
+	TargetS3Octoserve = "s3-octoserve"          // octoserve on versitygw
+	TargetS3Redirect  = "s3-octoserve-redirect" // the same with storage.s3.redirect
+	TargetS3Reference = "s3-reference"          // the reference registry's s3-aws driver on it
+
+	TargetReplicasDirect = "replicas-direct" // one octoserve on the bucket, no balancer
+	TargetReplicasLB1    = "replicas-lb1"    // one replica behind HAProxy
+	TargetReplicasLB2    = "replicas-lb2"    // two
+	TargetReplicasLB3    = "replicas-lb3"    // three
+
+	TargetMetricsOff = "metrics-off" // metrics.addr empty
+	TargetMetricsOn  = "metrics-on"  // metrics.addr set
+
+	TargetCacheUpstream = "cache-upstream" // the upstream registry, pulled directly
+	TargetCacheFirst    = "cache-first"    // octoserve mirroring it, blob not held yet
+	TargetCacheHit      = "cache-hit"      // the same octoserve, blob held
+
+	// The same three behind a link paced to 1 Gbit/s between the
+	// upstream and its clients (octoserve among them).
+	TargetCacheUpstream1G = "cache-upstream-1g"
+	TargetCacheFirst1G    = "cache-first-1g"
+	TargetCacheHit1G      = "cache-hit-1g"
+)
+
 // Scenario describes a figure: how to read it and which physical limit it
 // is compared with.
 type Scenario struct {
@@ -56,6 +83,13 @@ const (
 	GC            = "gc"
 	StartTime     = "start-time"
 	RSSAfter      = "rss-after"
+	ManifestGet1  = "manifest-get-1"
+	PushSmall1    = "push-small-1"
+	CachePull     = "cache-pull"
+	ManifestCPU   = "manifest-get-cpu"
+	PushSmallCPU  = "push-small-cpu"
+	TagPut        = "tag-put"
+	CacheFirstB   = "cache-first-byte"
 
 	LimitSHA256    = "limit-sha256"
 	LimitFdatasync = "limit-fdatasync"
@@ -74,6 +108,7 @@ var Scenarios = []Scenario{
 	{ManifestGet8, "manifest GET by tag, 8 clients", "req/s", true, LimitConst8},
 	{ManifestGet64, "manifest GET by tag, 64 clients", "req/s", true, LimitConst64},
 	{TagList, "tag list (100 tags), 8 clients", "req/s", true, LimitTagConst8},
+	{TagPut, "manifest PUT by tag (a new tag each), 16 clients", "req/s", true, ""},
 	{TagsPaged, "tag list of a big repository, paginated (n=1000)", "tags/s", true, ""},
 	{CatalogPaged, "catalog of many repositories, paginated (n=1000)", "repos/s", true, ""},
 	{ImagePull32, "10-layer image pulled by 32 clients, digests verified", "MiB/s", true, LimitPull},
@@ -84,6 +119,12 @@ var Scenarios = []Scenario{
 	{GC, "garbage collection over a root of many blobs (offline)", "s", false, ""},
 	{StartTime, "server start on that root, until a manifest GET answers", "ms", false, ""},
 	{RSSAfter, "server RSS after the run", "MiB", false, ""},
+	{ManifestGet1, "manifest GET by tag, 1 client, median latency", "µs", false, ""},
+	{PushSmall1, "push one small blob (POST, PUT), 1 client, median latency", "ms", false, ""},
+	{ManifestCPU, "server CPU per manifest GET (8 clients)", "µs", false, ""},
+	{PushSmallCPU, "server CPU per small blob push (8 clients)", "µs", false, ""},
+	{CachePull, "pull a big blob, client verifies the digest", "MiB/s", true, ""},
+	{CacheFirstB, "that pull's first byte, after the request", "ms", false, ""},
 
 	{LimitSHA256, "sha256 on one core", "MiB/s", true, ""},
 	{LimitFdatasync, "write + fdatasync of the big blob", "MiB/s", true, ""},

@@ -56,6 +56,10 @@ func (r *Runner) small(ctx context.Context) error {
 	}
 	defer c.Close()
 	data := RandomBytes(uint64(100+r.Round), n*size)
+	cpu, err := startCPU(r.CPUPIDs)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	err = forEach(ctx, r.Cfg.SmallClients, n, func(ctx context.Context, i int) error {
 		_, err := c.PushTwoStep(ctx, repoSmall, data[i*size:(i+1)*size])
@@ -65,6 +69,20 @@ func (r *Runner) small(ctx context.Context) error {
 		return err
 	}
 	r.emit(PushSmall, perSec(int64(n), time.Since(start)))
+	return r.emitCPU(PushSmallCPU, cpu, int64(n))
+}
+
+// emitCPU emits the CPU time per request a meter measured, when the
+// runner measures CPU.
+func (r *Runner) emitCPU(id string, m *cpuMeter, n int64) error {
+	if len(r.CPUPIDs) == 0 {
+		return nil
+	}
+	v, err := m.perRequest(n)
+	if err != nil {
+		return err
+	}
+	r.emit(id, v)
 	return nil
 }
 
@@ -98,14 +116,23 @@ func (r *Runner) meta(ctx context.Context) error {
 		return err
 	}
 	for _, run := range []struct {
-		id      string
-		clients int
-	}{{ManifestGet8, 8}, {ManifestGet64, 64}} {
+		id, cpuID string
+		clients   int
+	}{{ManifestGet8, ManifestCPU, 8}, {ManifestGet64, "", 64}} {
+		cpu, err := startCPU(r.CPUPIDs)
+		if err != nil {
+			return err
+		}
 		n, d, err := forDuration(ctx, run.clients, r.Cfg.Duration, getManifest)
 		if err != nil {
 			return err
 		}
 		r.emit(run.id, perSec(n, d))
+		if run.cpuID != "" {
+			if err := r.emitCPU(run.cpuID, cpu, n); err != nil {
+				return err
+			}
+		}
 	}
 	n, d, err := forDuration(ctx, 8, r.Cfg.Duration, func(ctx context.Context) error {
 		_, _, err := c.get(ctx, "/v2/"+MetaRepo+"/tags/list")
@@ -130,12 +157,14 @@ func (r *Runner) manyTags(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	start := time.Now()
 	err = forEach(ctx, r.Cfg.SetupClients, r.Cfg.ManyTags-1, func(ctx context.Context, i int) error {
 		return c.PutManifest(ctx, repoTags, fmt.Sprintf("t%d", i+1), MediaTypeOCIManifest, m)
 	})
 	if err != nil {
 		return err
 	}
+	r.emit(TagPut, perSec(int64(r.Cfg.ManyTags-1), time.Since(start)))
 	return r.walk(ctx, c, TagsPaged, "/v2/"+repoTags+"/tags/list"+pageQuery(r.Cfg.PageSize), "tags", r.Cfg.ManyTags)
 }
 
