@@ -4,10 +4,11 @@
 # no-op when installed) and starts it on loopback with a fresh bucket
 # (scripts/lib/versitygw.sh); then, for each step below, a fresh cluster:
 # REPLICAS (default 3) octoserve processes on that bucket under one key
-# prefix of the step's own (scripts/lib/registry.sh, REGISTRY_STORAGE_CONFIG)
-# and an HAProxy balancing round-robin over them with no stickiness
-# (scripts/lib/haproxy.sh); it runs the step against the cluster and stops
-# it. Everything is stopped by PID and removed whatever happens.
+# prefix of the step's own and an HAProxy balancing round-robin over them
+# with no stickiness (scripts/lib/replicas.sh, which starts them through
+# scripts/lib/registry.sh and scripts/lib/haproxy.sh); it runs the step
+# against the cluster and stops it. Everything is stopped by PID and
+# removed whatever happens.
 #
 # Steps (all by default, in this order; name some to run only those):
 #   conformance     the 2023 suite, every workflow on, through the balancer
@@ -66,31 +67,18 @@ scripts/install-tools.sh versitygw
 # shellcheck source-path=SCRIPTDIR/..
 . scripts/lib/versitygw.sh
 # shellcheck source-path=SCRIPTDIR/..
-. scripts/lib/registry.sh
-# shellcheck source-path=SCRIPTDIR/..
-. scripts/lib/haproxy.sh
+. scripts/lib/replicas.sh
 
 rm -rf "$RESULTS"
 mkdir -p "$RESULTS"
 WORK="" # storage and replica configuration files
-REPLICA_PIDS=() REPLICA_SCRATCH=() REPLICA_ADDRS=() REPLICA_LOGS=()
-
-# cluster_stop: the balancer, then every replica still running.
-cluster_stop() {
-  local i
-  haproxy_stop
-  for i in "${!REPLICA_PIDS[@]}"; do
-    registry_stop_pid "${REPLICA_PIDS[$i]}" "${REPLICA_SCRATCH[$i]}"
-  done
-  REPLICA_PIDS=() REPLICA_SCRATCH=() REPLICA_ADDRS=() REPLICA_LOGS=()
-}
 
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
   local status=$?
   set +e
   trap '' INT TERM # a second Ctrl-C must not cut the cleanup short
-  cluster_stop
+  replicas_stop
   if [ "$status" -ne 0 ] && [ -n "${VERSITYGW_LOG:-}" ] && [ -f "$VERSITYGW_LOG" ]; then
     cp "$VERSITYGW_LOG" "$RESULTS/versitygw.log"
   fi
@@ -121,17 +109,11 @@ step_config() {
 # cluster_start STEP: REPLICAS replicas on the bucket under a key prefix
 # of this run of STEP, and the balancer over them.
 cluster_start() {
-  local step=$1 i
+  local step=$1
   REPLICAS_STORE_CONFIG="$WORK/$step.storage.yaml"
   versitygw_storage_config "$REPLICAS_STORE_CONFIG" "replicas-$step-$(_versitygw_random 4)"
   step_config "$step" "$WORK/$step.yaml"
-  for ((i = 1; i <= REPLICAS; i++)); do
-    REGISTRY_STORAGE_CONFIG=$REPLICAS_STORE_CONFIG registry_start --config "$WORK/$step.yaml" || return 1
-    REPLICA_PIDS+=("$REGISTRY_PID") REPLICA_SCRATCH+=("$REGISTRY_SCRATCH")
-    REPLICA_ADDRS+=("$REGISTRY_ADDR") REPLICA_LOGS+=("$REGISTRY_LOG")
-    registry_detach
-  done
-  haproxy_start "${REPLICA_ADDRS[@]}" || return 1
+  replicas_start "$REPLICAS" "$REPLICAS_STORE_CONFIG" --config "$WORK/$step.yaml" || return 1
   export REPLICAS_LB=$HAPROXY_ADDR REPLICAS_ADDRS="${REPLICA_ADDRS[*]}" REPLICAS_PIDS="${REPLICA_PIDS[*]}"
   export REPLICAS_BIN=$BIN REPLICAS_STORE_CONFIG
   export REPLICAS_HAPROXY_STATS=$HAPROXY_STATS REPLICAS_HAPROXY_BACKEND=$HAPROXY_BACKEND
@@ -207,7 +189,7 @@ for s in "${steps[@]}"; do
   cluster_start "$s" || ok=0
   if [ "$ok" = 1 ] && ! "step_$s"; then ok=0; fi
   [ "$ok" = 1 ] || keep_logs "$s"
-  cluster_stop
+  replicas_stop
   if [ "$ok" = 1 ]; then
     rm -rf "${RESULTS:?}/$s"
     echo "test-replicas: --- $s passed ($((SECONDS - start))s)"

@@ -26,7 +26,8 @@
 #     request body twice); the client retries it, as real clients do;
 #   - long client and server timeouts (uploads may be slow);
 #   - a log on stderr, one line per request naming the server that
-#     answered it (option httplog);
+#     answered it (option httplog), unless HAPROXY_REQUEST_LOG=0 (the
+#     benchmarks: docs/scale-out.md's example has no request log);
 #   - HAProxy's statistics page, served over HTTP on a unix socket in the
 #     scratch directory: `curl --unix-socket "$HAPROXY_STATS"
 #     'http://haproxy/;csv'` gives every server's state.
@@ -113,9 +114,12 @@ defaults
 
 frontend registry
   bind 127.0.0.1:$port
-  log global
-  option httplog
   default_backend $HAPROXY_BACKEND
+EOF
+  if [ "${HAPROXY_REQUEST_LOG:-1}" != 0 ]; then
+    printf '  log global\n  option httplog\n'
+  fi
+  cat <<EOF
 
 backend $HAPROXY_BACKEND
   balance roundrobin

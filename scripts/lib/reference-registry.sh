@@ -14,7 +14,11 @@
 # ${REF_BIN:-.tools/bin/registry}, reads the bound address from its log and
 # waits until GET /v2/ answers 200 (REGISTRY_START_TIMEOUT, default 20 s).
 # A ROOT given by the caller is left in place by ref_stop; a fresh one is
-# removed with the scratch directory. ref_stop kills exactly REF_PID (TERM,
+# removed with the scratch directory. ROOT s3:PREFIX stores in the bucket
+# of the versitygw that scripts/lib/versitygw.sh started (its
+# VERSITYGW_* variables), under key PREFIX, with the registry's s3-aws
+# driver (distribution v3.1.2's parameter names; otherwise its defaults,
+# under which blob GETs answer 307 to a presigned URL of the bucket). ref_stop kills exactly REF_PID (TERM,
 # then KILL after 5 s).
 # The config is also what `registry garbage-collect $REF_CONFIG` needs.
 # The reference registry reads every REGISTRY_* environment variable as a
@@ -23,15 +27,36 @@
 
 REF_PID="" REF_SCRATCH="" REF_URL="" REF_ROOT="" REF_LOG="" REF_CONFIG=""
 
-# ref_config ROOT FILE: write the reference registry's config for ROOT.
+# ref_config ROOT FILE: write the reference registry's config for ROOT
+# (a directory, or s3:PREFIX).
 ref_config() {
-  cat >"$2" <<YAML
+  (umask 077 && _ref_config "$@" >"$2")
+}
+
+_ref_config() {
+  cat <<YAML
 version: 0.1
 log:
   level: info
 storage:
-  filesystem:
-    rootdirectory: $1
+YAML
+  case $1 in
+    s3:*)
+      cat <<YAML
+  s3:
+    regionendpoint: $VERSITYGW_ENDPOINT
+    region: $VERSITYGW_REGION
+    bucket: $VERSITYGW_BUCKET
+    accesskey: $VERSITYGW_ACCESS_KEY
+    secretkey: $VERSITYGW_SECRET_KEY
+    forcepathstyle: true
+    secure: false
+    rootdirectory: /${1#s3:}
+YAML
+      ;;
+    *) printf '  filesystem:\n    rootdirectory: %s\n' "$1" ;;
+  esac
+  cat <<YAML
   cache:
     blobdescriptor: inmemory
   delete:
@@ -65,7 +90,10 @@ ref_start() {
   REF_ROOT=${1:-$REF_SCRATCH/data}
   REF_LOG=$REF_SCRATCH/registry.log
   REF_CONFIG=$REF_SCRATCH/config.yml
-  mkdir -p "$REF_ROOT"
+  case $REF_ROOT in
+    s3:*) ;;
+    *) mkdir -p "$REF_ROOT" ;;
+  esac
   ref_config "$REF_ROOT" "$REF_CONFIG"
   : >"$REF_LOG"
   local unset=() v
