@@ -103,8 +103,7 @@ bin/octoserve-sendfile: $(GO_SRC)
 	$(GO) build -trimpath -tags octoserve_sendfile -ldflags '$(LDFLAGS)' -o $@ ./cmd/octoserve
 
 BENCH_QUICK ?= 0
-bench: build $(OCTOBENCH) bin/octoserve-sendfile ## octoserve vs the reference registry, same load (report: test-results/bench.md, .png; BENCH_QUICK=1: one minute)
-	scripts/install-tools.sh registry
+bench: build $(OCTOBENCH) bin/octoserve-sendfile ## octoserve vs its peers and itself: local disks, S3, replicas, metrics, pull-through cache (report: test-results/bench.md, .png; BENCH_SECTIONS=local,s3,...; BENCH_QUICK=1: a smoke test)
 	BENCH_QUICK=$(BENCH_QUICK) scripts/bench.sh
 
 bench-go: ## go test -bench micro-benchmarks of the hot paths, with allocations
