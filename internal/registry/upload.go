@@ -49,13 +49,13 @@ func (r *Registry) StartUpload(ctx context.Context, name, owner string) (string,
 		return "", err
 	}
 	id := newUploadID()
-	if err := r.d.PutContent(ctx, sessionStarted(name, id), []byte(owner)); err != nil {
+	if err := r.d.PutContent(storage.NoSync(ctx), sessionStarted(name, id), []byte(owner)); err != nil {
 		return "", fmt.Errorf("starting upload: %w", err)
 	}
 	// Counted once the session exists: an entry whose session is missing
 	// is one a crash left (or one being removed), never one starting.
 	if owner != "" {
-		if err := r.d.PutContent(ctx, ownerEntry(owner, name, id), nil); err != nil {
+		if err := r.d.PutContent(storage.NoSync(ctx), ownerEntry(owner, name, id), nil); err != nil {
 			return "", fmt.Errorf("starting upload: %w", err)
 		}
 	}
@@ -123,7 +123,7 @@ func (r *Registry) checkOwnerCap(ctx context.Context, owner string) error {
 			open++
 			continue
 		}
-		if err := r.d.Delete(ctx, ownerDir(owner)+"/"+e.Name); err != nil {
+		if err := r.d.Delete(storage.NoSync(ctx), ownerDir(owner)+"/"+e.Name); err != nil {
 			return fmt.Errorf("removing a stale upload entry: %w", err)
 		}
 	}
@@ -311,11 +311,11 @@ func (r *Registry) dropSession(ctx context.Context, s *session) error {
 	if err != nil && !isNotFound(err) {
 		return fmt.Errorf("reading upload %s: %w", s.id, err)
 	}
-	if err := r.d.DeleteAll(ctx, sessionDir(s.name, s.id)); err != nil {
+	if err := r.d.DeleteAll(storage.NoSync(ctx), sessionDir(s.name, s.id)); err != nil {
 		return fmt.Errorf("removing upload %s: %w", s.id, err)
 	}
 	if len(owner) > 0 {
-		if err := r.d.Delete(ctx, ownerEntry(string(owner), s.name, s.id)); err != nil {
+		if err := r.d.Delete(storage.NoSync(ctx), ownerEntry(string(owner), s.name, s.id)); err != nil {
 			return fmt.Errorf("removing upload %s: %w", s.id, err)
 		}
 	}

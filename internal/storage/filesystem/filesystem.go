@@ -194,7 +194,7 @@ func (d *Driver) Touch(_ context.Context, p string) error {
 }
 
 // Delete implements storage.Driver.
-func (d *Driver) Delete(_ context.Context, p string) error {
+func (d *Driver) Delete(ctx context.Context, p string) error {
 	fp, err := d.file(p)
 	if err != nil {
 		return err
@@ -209,7 +209,7 @@ func (d *Driver) Delete(_ context.Context, p string) error {
 	if err := os.Remove(fp); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("removing %s: %w", p, classify(err))
 	}
-	if err := d.syncNearest(filepath.Dir(fp)); err != nil {
+	if err := d.syncNearest(ctx, filepath.Dir(fp)); err != nil {
 		return err
 	}
 	d.prune(filepath.Dir(fp))
@@ -217,8 +217,12 @@ func (d *Driver) Delete(_ context.Context, p string) error {
 }
 
 // syncNearest fsyncs dir or, when another Delete pruned it meanwhile, the
-// nearest ancestor left, whose entry for the pruned one is what changed.
-func (d *Driver) syncNearest(dir string) error {
+// nearest ancestor left, whose entry for the pruned one is what changed;
+// nothing when ctx asks for no durability.
+func (d *Driver) syncNearest(ctx context.Context, dir string) error {
+	if !storage.Synced(ctx) {
+		return nil
+	}
 	for {
 		err := syncDir(dir)
 		if err == nil || !isNotFound(err) || dir == d.root {
@@ -230,7 +234,7 @@ func (d *Driver) syncNearest(dir string) error {
 
 // DeleteAll implements storage.Driver. The tree is first renamed into the
 // temporary directory, so that it disappears at once.
-func (d *Driver) DeleteAll(_ context.Context, p string) error {
+func (d *Driver) DeleteAll(ctx context.Context, p string) error {
 	fp, err := d.file(p)
 	if err != nil {
 		return err
@@ -246,7 +250,7 @@ func (d *Driver) DeleteAll(_ context.Context, p string) error {
 		}
 		return fmt.Errorf("removing %s: %w", p, classify(err))
 	}
-	if err := d.syncNearest(filepath.Dir(fp)); err != nil {
+	if err := d.syncNearest(ctx, filepath.Dir(fp)); err != nil {
 		return err
 	}
 	d.prune(filepath.Dir(fp))
@@ -277,38 +281,44 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// mkdirAll creates dir and fsyncs each new directory's parent, so that a
-// file renamed into a new directory is reachable after a crash.
-func (d *Driver) mkdirAll(dir string) error {
+// mkdirAll creates dir and, with synced, fsyncs each new directory's
+// parent, so that a file renamed into a new directory is reachable after
+// a crash.
+func (d *Driver) mkdirAll(dir string, synced bool) error {
 	if st, err := os.Stat(dir); err == nil && st.IsDir() {
 		return nil
 	}
 	parent := filepath.Dir(dir)
 	if parent != dir && len(parent) > len(d.root) {
-		if err := d.mkdirAll(parent); err != nil {
+		if err := d.mkdirAll(parent, synced); err != nil {
 			return err
 		}
 	}
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("creating directory: %w", classify(err))
 	}
+	if !synced {
+		return nil
+	}
 	return syncDir(parent)
 }
 
-// place moves the durable temporary file tmp to dst — by rename, or with
-// exclusive set by hard link, which fails if dst exists — and fsyncs
-// dst's directory. A directory pruned between creating it and placing
+// place moves the temporary file tmp to dst — by rename, or with
+// exclusive set by hard link, which fails if dst exists — and, with
+// synced, fsyncs dst's directory. A directory pruned between creating it and placing
 // the file is created again.
-func (d *Driver) place(tmp, dst string, exclusive bool) error {
+func (d *Driver) place(tmp, dst string, exclusive, synced bool) error {
 	dir := filepath.Dir(dst)
 	for try := 0; ; try++ {
-		err := d.mkdirAll(dir)
+		err := d.mkdirAll(dir, synced)
 		if err == nil && exclusive {
 			err = os.Link(tmp, dst)
 		} else if err == nil {
 			err = os.Rename(tmp, dst)
 		}
 		switch {
+		case err == nil && !synced:
+			return nil
 		case err == nil:
 			return syncDir(dir)
 		case exclusive && errors.Is(err, fs.ErrExist):

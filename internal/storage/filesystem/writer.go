@@ -12,7 +12,7 @@ import (
 
 // Writer implements storage.Driver: the object is written to a temporary
 // file and placed at Commit.
-func (d *Driver) Writer(_ context.Context, p string, mode storage.WriteMode) (storage.Writer, error) {
+func (d *Driver) Writer(ctx context.Context, p string, mode storage.WriteMode) (storage.Writer, error) {
 	fp, err := d.file(p)
 	if err != nil {
 		return nil, err
@@ -21,16 +21,17 @@ func (d *Driver) Writer(_ context.Context, p string, mode storage.WriteMode) (st
 	if err != nil {
 		return nil, fmt.Errorf("creating temporary file: %w", classify(err))
 	}
-	return &writer{d: d, f: f, dst: fp, mode: mode}, nil
+	return &writer{d: d, f: f, dst: fp, mode: mode, synced: storage.Synced(ctx)}, nil
 }
 
 type writer struct {
-	d    *Driver
-	f    *os.File
-	dst  string
-	mode storage.WriteMode
-	size int64
-	done bool
+	d      *Driver
+	f      *os.File
+	dst    string
+	mode   storage.WriteMode
+	synced bool // fsync at Commit (storage.NoSync turns it off)
+	size   int64
+	done   bool
 }
 
 func (w *writer) Write(b []byte) (int, error) {
@@ -61,14 +62,17 @@ func (w *writer) Commit(context.Context) error {
 	w.done = true
 	tmp := w.f.Name()
 	defer os.Remove(tmp) // after a link, or when placing failed
-	err := w.f.Sync()
+	var err error
+	if w.synced {
+		err = w.f.Sync()
+	}
 	if cerr := w.f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return fmt.Errorf("committing %s: %w", w.dst, classify(err))
 	}
-	return w.d.place(tmp, w.dst, w.mode == storage.Create)
+	return w.d.place(tmp, w.dst, w.mode == storage.Create, w.synced)
 }
 
 func (w *writer) Cancel(context.Context) error {
