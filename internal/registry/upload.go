@@ -236,7 +236,7 @@ func (r *Registry) writeBlob(ctx context.Context, name string, d reference.Diges
 		if c.Length >= 0 {
 			body = io.LimitReader(body, c.Length)
 		}
-		n, err := io.Copy(io.MultiWriter(w, h), lim.wrap(body))
+		n, err := copyHashing(w, h, lim.wrap(body))
 		if lim.hit {
 			return lim.err
 		}

@@ -134,7 +134,7 @@ func (r *Registry) appendChunk(ctx context.Context, s *session, c Chunk, keepHas
 		body = io.LimitReader(body, c.Length)
 	}
 	h := cloneHash(s.h)
-	n, err := io.Copy(io.MultiWriter(w, h), lim.wrap(body))
+	n, err := copyHashing(w, h, lim.wrap(body))
 	if err == nil && c.Length >= 0 && n != c.Length {
 		err = ocierr.New(ocierr.SizeInvalid, http.StatusBadRequest, "chunk has %d bytes, %d were announced", n, c.Length)
 	}
