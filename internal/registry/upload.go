@@ -69,7 +69,7 @@ func (r *Registry) checkUploadCap(ctx context.Context, name string) error {
 	if limit <= 0 {
 		return nil
 	}
-	open, err := r.d.List(ctx, sessionsDir(name), "", limit)
+	open, err := r.d.Names(ctx, sessionsDir(name), "", limit)
 	if err != nil {
 		return fmt.Errorf("counting upload sessions of %s: %w", name, err)
 	}
@@ -102,7 +102,7 @@ func (r *Registry) checkOwnerCap(ctx context.Context, owner string) error {
 	if limit <= 0 || owner == "" {
 		return nil
 	}
-	entries, err := r.d.List(ctx, ownerDir(owner), "", limit)
+	entries, err := r.d.Names(ctx, ownerDir(owner), "", limit)
 	if err != nil {
 		return fmt.Errorf("counting upload sessions of %s: %w", owner, err)
 	}

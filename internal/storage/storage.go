@@ -117,6 +117,9 @@ type Driver interface {
 	// start) and returns at most limit entries (0 = all). A directory
 	// with nothing below it lists as empty, without error.
 	List(ctx context.Context, dir, after string, limit int) ([]Entry, error)
+	// Names is List without the objects' Info (left zero): on a
+	// filesystem it reads the directory alone, not each entry's inode.
+	Names(ctx context.Context, dir, after string, limit int) ([]Entry, error)
 	// Walk calls fn for every object below prefix (a directory; "" is
 	// the whole store), in byte order of their paths, with Name relative
 	// to prefix. Objects created or removed during the walk may or may

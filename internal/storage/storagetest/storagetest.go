@@ -569,6 +569,10 @@ func testList(t *testing.T, d storage.Driver) {
 			t.Fatalf("entry %s has info %+v", e.Name, e.Info)
 		}
 	}
+	named, err := d.Names(ctx, "l", "a", 3)
+	if err != nil || names(named) != "a-b a.b b" {
+		t.Fatalf("Names after a, 3 = %q, %v", names(named), err)
+	}
 	top, err := d.List(ctx, "", "", 0)
 	if err != nil || names(top) != "l/ l2/" {
 		t.Fatalf("List of the root = %q, %v", names(top), err)
