@@ -2,6 +2,8 @@ package registry
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -68,7 +70,13 @@ const (
 	clockPath  = "_gc/clock"
 )
 
-func judgingMark(path string) string { return judgingDir + "/" + path }
+// judgingMark is the mark of path: one object directly in judgingDir,
+// named by a hash of the path (paths are too long, and too deep, to mirror
+// cheaply on a filesystem), holding the path itself for whoever looks.
+func judgingMark(path string) string {
+	sum := sha256.Sum256([]byte(path))
+	return judgingDir + "/" + hex.EncodeToString(sum[:20])
+}
 
 // ErrBusy is returned when another process holds the housekeeping lease.
 var ErrBusy = errors.New("another collection or housekeeping run holds the lease")
@@ -334,7 +342,7 @@ func (r *Registry) judge(ctx context.Context, l *Lease, cutoff time.Time, path s
 // function removes the mark.
 func (r *Registry) mark(ctx context.Context, path string) (func() error, error) {
 	mark := judgingMark(path)
-	if err := r.d.PutContent(storage.NoSync(ctx), mark, nil); err != nil {
+	if err := r.d.PutContent(storage.NoSync(ctx), mark, []byte(path)); err != nil {
 		return nil, fmt.Errorf("marking %s: %w", path, err)
 	}
 	return func() error {
