@@ -123,6 +123,11 @@ func (d *Driver) GetContent(_ context.Context, p string) ([]byte, error) {
 
 // PutContent implements storage.Driver.
 func (d *Driver) PutContent(ctx context.Context, p string, data []byte) error {
+	if len(data) == 0 {
+		if done, err := d.createEmpty(p, storage.Synced(ctx)); done || err != nil {
+			return err
+		}
+	}
 	w, err := d.Writer(ctx, p, storage.Replace)
 	if err != nil {
 		return err
@@ -331,3 +336,38 @@ func (d *Driver) place(tmp, dst string, exclusive, synced bool) error {
 }
 
 func isNotFound(err error) bool { return errors.Is(err, storage.ErrNotFound) }
+
+// createEmpty creates the empty object p where there is none: creating an
+// empty file is atomic by itself, so it needs no temporary file, and a
+// link — the registry's commonest object — costs one create and, with
+// synced, one directory fsync. It reports false when p exists (the caller
+// replaces it, which gives it a new time).
+func (d *Driver) createEmpty(p string, synced bool) (bool, error) {
+	fp, err := d.file(p)
+	if err != nil {
+		return false, err
+	}
+	dir := filepath.Dir(fp)
+	for try := 0; ; try++ {
+		err := d.mkdirAll(dir, synced)
+		var f *os.File
+		if err == nil {
+			f, err = os.OpenFile(fp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		}
+		switch {
+		case err == nil:
+			if err := f.Close(); err != nil {
+				return false, fmt.Errorf("creating %s: %w", p, classify(err))
+			}
+			if !synced {
+				return true, nil
+			}
+			return true, syncDir(dir)
+		case errors.Is(err, fs.ErrExist):
+			return false, nil
+		case (errors.Is(err, fs.ErrNotExist) || isNotFound(err)) && try < 10:
+			continue // a directory was pruned under us
+		}
+		return false, fmt.Errorf("creating %s: %w", p, classify(err))
+	}
+}
