@@ -39,7 +39,7 @@ import (
 // Each side writes before it reads what the other writes:
 //
 //   - The collector, before it removes an object, marks it — writes
-//     _gc/judging/<path> — and only then looks again: at the object's
+//     _gc/judging/<hash of path> — and only then looks again: at the object's
 //     ModTime (young: keep) and at whatever else says it is used (a blob:
 //     any link to it; a referrer entry: its manifest). If it removes the
 //     object, it does so before it removes the mark.
@@ -62,7 +62,11 @@ import (
 //
 // A crashed collector leaves its lease to expire and at most one mark;
 // writers ignore marks once the lease has expired, and the next holder
-// clears them. Object by object, what "used" means is in gc.go.
+// clears them. Marks, the lease and the removals themselves need not
+// survive a crash (storage.NoSync): what matters is that each is visible
+// before the next step, and a crash that undoes a removal leaves garbage
+// for the next collection, nothing worse. Object by object, what "used"
+// means is in gc.go.
 
 const (
 	leasePath  = "_gc/lease"
