@@ -5,14 +5,12 @@ package e2e
 import (
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // authServer is a second octoserve the scenario starts itself, with basic
@@ -22,59 +20,12 @@ type authServer struct {
 	log  string // the server's log file
 }
 
-var listeningAddr = regexp.MustCompile(`msg="octoserve listening" addr=(\S+)`)
-
-// startAuthServer runs `$OCTOSERVE_BIN serve` with config on 127.0.0.1:0,
-// reads the address it listens on from its log, and stops it by PID when
-// the test ends, keeping its log in the session's transcript.
+// startAuthServer starts the binary under test with config (auth on) and
+// returns its address and log.
 func startAuthServer(s *session, config string) *authServer {
 	s.t.Helper()
-	bin := os.Getenv("OCTOSERVE_BIN")
-	if bin == "" {
-		s.t.Skip("OCTOSERVE_BIN names the octoserve binary to start with auth on; `make test-e2e` sets it")
-	}
-	dir := filepath.Join(s.dir, "authserver")
-	srv := &authServer{log: filepath.Join(dir, "octoserve.log")}
-	cfg := s.writeFile("authserver/config.yaml", []byte(config))
-	logFile, err := os.Create(srv.log)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer logFile.Close()
-	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--root", filepath.Join(dir, "data"), "--config", cfg)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("starting %s: %v", bin, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	s.t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		s.logf("# log of the octoserve with auth (pid %d):\n%s", cmd.Process.Pid, indentLines("  log| ", string(s.readFile(srv.log))))
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for srv.addr == "" {
-		if m := listeningAddr.FindSubmatch(s.readFile(srv.log)); m != nil {
-			srv.addr = string(m[1])
-			break
-		}
-		select {
-		case err := <-exited:
-			exited <- err // for the cleanup
-			s.t.Fatalf("octoserve with auth exited during startup (%v):\n%s", err, tail(string(s.readFile(srv.log)), 20))
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("octoserve with auth logged no listening address within 20s:\n%s", tail(string(s.readFile(srv.log)), 20))
-		}
-	}
-	return srv
+	addr, log := startOctoserve(s, "authserver", config, http.StatusUnauthorized)
+	return &authServer{addr: addr, log: log}
 }
 
 // ref is addr/repo plus ":tag" or "@digest".

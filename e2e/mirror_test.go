@@ -60,45 +60,8 @@ func startMirror(s *session, extra string) *mirrorRig {
       revalidate: %s
       timeout: 5s
 %s`, m.front.URL, mirrorRevalidate, extra)
-	m.addr, m.logPath = startOctoserve(s, "mirror", config)
+	m.addr, m.logPath = startOctoserve(s, "mirror", config, http.StatusOK)
 	return m
-}
-
-// startOctoserve starts $OCTOSERVE_BIN with config on a free loopback port
-// and a fresh root, waits until GET /v2/ answers, and returns its address
-// and log file. It is stopped by PID when the test ends.
-func startOctoserve(s *session, name, config string) (string, string) {
-	s.t.Helper()
-	bin := os.Getenv("OCTOSERVE_BIN")
-	if bin == "" {
-		s.t.Fatal("OCTOSERVE_BIN is not set: run the scenarios with `make test-e2e` (scripts/test-e2e.sh)")
-	}
-	dir := filepath.Join(s.dir, "."+name)
-	configPath := s.writeFile("."+name+"/config.yaml", []byte(config))
-	logPath := filepath.Join(dir, "octoserve.log")
-	p := s.startProcess("octoserve ("+name+")", logPath, bin, "serve", "--addr", "127.0.0.1:0",
-		"--root", filepath.Join(dir, "data"), "--config", configPath)
-	listening := regexp.MustCompile(`octoserve listening.* addr="?([^" ]+)`)
-	var addr string
-	s.waitFor(p, `"octoserve listening" in its log`, func() bool {
-		b, _ := os.ReadFile(logPath)
-		if m := listening.FindSubmatch(b); m != nil {
-			addr = string(m[1])
-			return true
-		}
-		return false
-	})
-	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Proxy: nil}}
-	s.waitFor(p, "200 from GET /v2/", func() bool {
-		resp, err := client.Get("http://" + addr + "/v2/")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	s.logf("# octoserve (%s) at %s (pid %d)", name, addr, p.cmd.Process.Pid)
-	return addr, logPath
 }
 
 // staleServed counts the cache's log lines for a cached copy served

@@ -116,6 +116,45 @@ type authRegistry struct {
 	WrongPassword        string
 }
 
+// startOctoserve starts $OCTOSERVE_BIN (the binary under test) with
+// config on a free loopback port and a fresh root, waits until GET /v2/
+// answers ready (200, or 401 with auth on), and returns its address and
+// log file. It is stopped by PID when the test ends, and its log kept in
+// the test's transcript.
+func startOctoserve(s *session, name, config string, ready int) (string, string) {
+	s.t.Helper()
+	bin := os.Getenv("OCTOSERVE_BIN")
+	if bin == "" {
+		s.t.Fatal("OCTOSERVE_BIN is not set: run the scenarios with `make test-e2e` (scripts/test-e2e.sh)")
+	}
+	dir := filepath.Join(s.dir, "."+name)
+	configPath := s.writeFile("."+name+"/config.yaml", []byte(config))
+	logPath := filepath.Join(dir, "octoserve.log")
+	p := s.startProcess("octoserve ("+name+")", logPath, bin, "serve", "--addr", "127.0.0.1:0",
+		"--root", filepath.Join(dir, "data"), "--config", configPath)
+	listening := regexp.MustCompile(`octoserve listening.* addr="?([^" ]+)`)
+	var addr string
+	s.waitFor(p, `"octoserve listening" in its log`, func() bool {
+		b, _ := os.ReadFile(logPath)
+		if m := listening.FindSubmatch(b); m != nil {
+			addr = string(m[1])
+			return true
+		}
+		return false
+	})
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Proxy: nil}}
+	s.waitFor(p, fmt.Sprintf("%d from GET /v2/", ready), func() bool {
+		resp, err := client.Get("http://" + addr + "/v2/")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == ready
+	})
+	s.logf("# octoserve (%s) at %s (pid %d)", name, addr, p.cmd.Process.Pid)
+	return addr, logPath
+}
+
 // startAuthRegistry starts $OCTOSERVE_BIN (the binary under test) on a free
 // loopback port with a fresh root, an htpasswd file and access rules, and
 // waits until GET /v2/ asks for credentials.
@@ -131,7 +170,6 @@ func startAuthRegistry(s *session) *authRegistry {
 		OKPrefix: "e2e-ok", ROPrefix: "e2e-ro",
 		WrongPassword: "wrong-" + randomHex(6),
 	}
-	dir := filepath.Join(s.dir, ".auth-registry")
 	var htpasswd bytes.Buffer
 	for user, pw := range map[string]string{ar.User: ar.Password, ar.Admin: ar.AdminPassword} {
 		htpasswd.WriteString(s.mustIn(strings.NewReader(pw), bin, "htpasswd", user))
@@ -154,29 +192,7 @@ func startAuthRegistry(s *session) *authRegistry {
   # default burst of 10 would answer the next scenario step 429.
   failedLogins: {burst: 1000, perMinute: 1000}
 `, htpasswdPath, ar.OKPrefix, ar.User, ar.ROPrefix, ar.User, ar.Admin)
-	configPath := s.writeFile(".auth-registry/config.yaml", []byte(config))
-	logPath := filepath.Join(dir, "octoserve.log")
-	p := s.startProcess("octoserve (auth)", logPath, bin, "serve", "--addr", "127.0.0.1:0",
-		"--root", filepath.Join(dir, "data"), "--config", configPath)
-	listening := regexp.MustCompile(`octoserve listening.* addr="?([^" ]+)`)
-	s.waitFor(p, `"octoserve listening" in its log`, func() bool {
-		b, _ := os.ReadFile(logPath)
-		if m := listening.FindSubmatch(b); m != nil {
-			ar.Addr = string(m[1])
-			return true
-		}
-		return false
-	})
-	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Proxy: nil}}
-	s.waitFor(p, "401 from GET /v2/", func() bool {
-		resp, err := client.Get("http://" + ar.Addr + "/v2/")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusUnauthorized
-	})
-	s.logf("# octoserve with auth on at %s (pid %d)", ar.Addr, p.cmd.Process.Pid)
+	ar.Addr, _ = startOctoserve(s, "auth-registry", config, http.StatusUnauthorized)
 	return ar
 }
 

@@ -206,6 +206,13 @@ func (d *driver) List(ctx context.Context, dir, after string, limit int) ([]stor
 	return entries, err
 }
 
+func (d *driver) Names(ctx context.Context, dir, after string, limit int) ([]storage.Entry, error) {
+	start := time.Now()
+	entries, err := d.d.Names(ctx, dir, after, limit)
+	d.ops.done(actList, start, err)
+	return entries, err
+}
+
 // Walk counts an error fn returned as the caller's, not the store's.
 func (d *driver) Walk(ctx context.Context, prefix string, fn func(storage.Entry) error) error {
 	start := time.Now()

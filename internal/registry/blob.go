@@ -100,7 +100,7 @@ func (r *Registry) MountBlob(ctx context.Context, name, from string, d reference
 // Repositories that link d, for a mount without "from": one listing, not
 // a scan of every repository.
 func (r *Registry) RepositoriesLinking(ctx context.Context, d reference.Digest) ([]string, error) {
-	entries, err := r.d.List(ctx, linksDir(d), "", 0)
+	entries, err := r.d.Names(ctx, linksDir(d), "", 0)
 	if err != nil {
 		return nil, fmt.Errorf("listing links of %s: %w", d, err)
 	}

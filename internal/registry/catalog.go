@@ -10,7 +10,7 @@ import (
 // after last, and whether more follow. It reads the catalog index, one
 // listing, instead of walking every repository.
 func (r *Registry) Repositories(ctx context.Context, n int, last string) ([]string, bool, error) {
-	entries, err := r.d.List(ctx, "catalog", "", 0)
+	entries, err := r.d.Names(ctx, "catalog", "", 0)
 	if err != nil {
 		return nil, false, fmt.Errorf("listing the catalog: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/octoserve/octoserve/internal/reference"
+	"github.com/octoserve/octoserve/internal/storage"
 )
 
 // Cache expiry, the first step of a collection when GCOptions asks for
@@ -264,7 +265,18 @@ func (g *gcRun) evictMarked(ctx context.Context, e eviction) (removed bool, err 
 	if err != nil || !gone {
 		return false, err
 	}
-	if err := g.r.d.Delete(ctx, entry); err != nil {
+	// Looked at again before it goes, as judge looks at what it removes:
+	// a cache that stored the manifest again meanwhile wrote the entry
+	// anew, settles on its mark and writes the link again; removing the
+	// entry now would leave that link looking like a push.
+	info, err = g.r.d.Stat(ctx, entry)
+	if isNotFound(err) || err == nil && !info.ModTime.Before(g.cutoff) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("stat %s: %w", entry, err)
+	}
+	if err := g.r.d.Delete(storage.NoSync(ctx), entry); err != nil {
 		return false, fmt.Errorf("removing %s: %w", entry, err)
 	}
 	return true, nil

@@ -334,7 +334,7 @@ func (g *gcRun) removeManifest(ctx context.Context, name string, d reference.Dig
 func (g *gcRun) sweepReferrers(ctx context.Context, name string) error {
 	for _, alg := range algorithms {
 		dir := repoPath(name) + "/_referrers/" + alg
-		subjects, err := g.r.d.List(ctx, dir, "", 0)
+		subjects, err := g.r.d.Names(ctx, dir, "", 0)
 		if err != nil {
 			return fmt.Errorf("listing %s: %w", dir, err)
 		}
@@ -419,7 +419,7 @@ func (g *gcRun) sweepBlob(ctx context.Context, b *blobGroup) error {
 		return nil
 	}
 	removed, err := g.judge(ctx, blobPath(b.digest), func() (bool, error) {
-		links, err := g.r.d.List(ctx, linksDir(b.digest), "", 1)
+		links, err := g.r.d.Names(ctx, linksDir(b.digest), "", 1)
 		return len(links) > 0, err
 	})
 	if err != nil || !removed {

@@ -42,7 +42,7 @@ func (r *Registry) listDigests(ctx context.Context, dir string) ([]entry, error)
 
 // listNames returns the names of the objects directly in dir, sorted.
 func (r *Registry) listNames(ctx context.Context, dir string) ([]string, error) {
-	entries, err := r.d.List(ctx, dir, "", 0)
+	entries, err := r.d.Names(ctx, dir, "", 0)
 	if err != nil {
 		return nil, fmt.Errorf("listing %s: %w", dir, err)
 	}

@@ -91,7 +91,7 @@ func parseLayout1Link(key string) (name string, d reference.Digest, old, ok bool
 
 // dropLayout1Uploads removes layout 1's upload sessions, "uploads/<id>/".
 func (r *Registry) dropLayout1Uploads(ctx context.Context) error {
-	entries, err := r.d.List(ctx, "uploads", "", 0)
+	entries, err := r.d.Names(ctx, "uploads", "", 0)
 	if err != nil {
 		return fmt.Errorf("listing uploads: %w", err)
 	}

@@ -188,7 +188,11 @@ func errReferenceGone() *ocierr.Error {
 // once more: a collection removing untagged manifests may have read the
 // tags before they were written.
 func (r *Registry) storeManifest(ctx context.Context, name string, d reference.Digest, mediaType string, body []byte, mf *manifestFields, tags []string, refs *references) error {
-	if err := r.storeManifestLinks(ctx, name, d, mediaType, body, refs); err != nil {
+	existed, err := r.exists(ctx, revisionLink(name, d))
+	if err != nil {
+		return err
+	}
+	if err := r.storeManifestLinks(ctx, name, d, mediaType, body, refs, existed); err != nil {
 		return err
 	}
 	if mf.Subject != nil {
@@ -201,16 +205,26 @@ func (r *Registry) storeManifest(ctx context.Context, name string, d reference.D
 			return fmt.Errorf("tagging %s as %s: %w", d, t, err)
 		}
 	}
-	return r.keepManifestLink(ctx, name, d, mediaType)
+	if err := r.keepManifest(ctx, name, d, mediaType, body, refs, existed); err != nil {
+		r.untagRefused(context.WithoutCancel(ctx), name, d, tags)
+		return err
+	}
+	return nil
+}
+
+// untagRefused removes the tags a refused push wrote, those still
+// pointing at its manifest d, so that none points at what is not there.
+func (r *Registry) untagRefused(ctx context.Context, name string, d reference.Digest, tags []string) {
+	for _, t := range tags {
+		if b, err := r.d.GetContent(ctx, tagPath(name, t)); err == nil && string(b) == d.String() {
+			_ = r.d.Delete(ctx, tagPath(name, t))
+		}
+	}
 }
 
 // storeManifestLinks stores the bytes and the links of manifest d and
 // returns once they and everything the manifest references are in place.
-func (r *Registry) storeManifestLinks(ctx context.Context, name string, d reference.Digest, mediaType string, body []byte, refs *references) error {
-	existed, err := r.exists(ctx, revisionLink(name, d))
-	if err != nil {
-		return err
-	}
+func (r *Registry) storeManifestLinks(ctx context.Context, name string, d reference.Digest, mediaType string, body []byte, refs *references, existed bool) error {
 	refuse := func(err error) error {
 		if !existed {
 			_ = r.d.Delete(context.WithoutCancel(ctx), revisionLink(name, d))
@@ -220,7 +234,6 @@ func (r *Registry) storeManifestLinks(ctx context.Context, name string, d refere
 	own := []string{blobPath(d), blobLink(name, d), revisionLink(name, d)}
 	referenced := append(append([]string{}, refs.links...), refs.blobs...)
 	relied := append(append([]string{}, own...), referenced...)
-	again := append(append([]string{}, refs.links...), blobLink(name, d))
 	for try := 1; ; try++ {
 		if err := r.writeManifestBytes(ctx, d, body); err != nil {
 			return err
@@ -231,7 +244,13 @@ func (r *Registry) storeManifestLinks(ctx context.Context, name string, d refere
 		if err := r.d.PutContent(ctx, revisionLink(name, d), []byte(mediaType)); err != nil {
 			return fmt.Errorf("linking manifest %s: %w", d, err)
 		}
-		ok, err := r.refresh(ctx, again)
+		// The bytes' own link is refreshed too; if a collection removed it
+		// meanwhile, the check below finds it missing and the loop writes
+		// it again, as any of the manifest's own objects.
+		if err := r.d.Touch(ctx, blobLink(name, d)); err != nil && !isNotFound(err) {
+			return fmt.Errorf("refreshing the link of manifest %s: %w", d, err)
+		}
+		ok, err := r.refresh(ctx, refs.links)
 		if err == nil && ok {
 			err = r.settle(ctx, relied...)
 		}
@@ -253,20 +272,20 @@ func (r *Registry) storeManifestLinks(ctx context.Context, name string, d refere
 	}
 }
 
-// keepManifestLink refreshes the link of manifest d after its tags were
-// written and, once no collection is judging it, writes it again if one
-// removed it in between.
-func (r *Registry) keepManifestLink(ctx context.Context, name string, d reference.Digest, mediaType string) error {
+// keepManifest refreshes the link of manifest d after its tags were
+// written and, once no collection is judging it, stores the manifest
+// again — bytes, links and the check of what it references — if one
+// removed it in between (a collection removing untagged manifests that
+// read the tags before they were written; with minAge that short, it may
+// have removed the bytes' link and bytes as well).
+func (r *Registry) keepManifest(ctx context.Context, name string, d reference.Digest, mediaType string, body []byte, refs *references, existed bool) error {
 	link := revisionLink(name, d)
 	for try := 1; ; try++ {
 		err := r.d.Touch(ctx, link)
-		if isNotFound(err) {
-			err = r.d.PutContent(ctx, link, []byte(mediaType))
-		}
 		if err == nil {
 			err = r.settle(ctx, link)
 		}
-		if err != nil {
+		if err != nil && !isNotFound(err) {
 			return fmt.Errorf("keeping manifest %s: %w", d, err)
 		}
 		if ok, err := r.exists(ctx, link); err != nil || ok {
@@ -274,6 +293,9 @@ func (r *Registry) keepManifestLink(ctx context.Context, name string, d referenc
 		}
 		if try == 3 {
 			return fmt.Errorf("manifest %s was removed by garbage collection %d times after it was tagged", d, try)
+		}
+		if err := r.storeManifestLinks(ctx, name, d, mediaType, body, refs, existed); err != nil {
+			return err
 		}
 	}
 }

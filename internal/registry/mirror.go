@@ -59,6 +59,9 @@ func (r *Registry) PutCachedManifest(ctx context.Context, name string, d referen
 		// Nothing it references is relied on: what the cache lacks, or
 		// loses to a collection, it fetches again when asked.
 		if err := r.storeManifest(ctx, name, d, mediaType, body, mf, tags, &references{}); err != nil {
+			// Whatever of it is left stays marked cached, so that nothing
+			// takes it for a push (verify, expiry).
+			_ = r.d.PutContent(context.WithoutCancel(ctx), cachedEntry(name, d), nil)
 			return nil, err
 		}
 		ok, err := r.cachedInPlace(ctx, name, d, tags)
@@ -68,7 +71,10 @@ func (r *Registry) PutCachedManifest(ctx context.Context, name string, d referen
 		if ok {
 			return &Manifest{Digest: d, MediaType: mediaType, Body: body}, nil
 		}
-		if try == 3 {
+		if try == 10 {
+			// Whatever of it is left stays marked cached, so that nothing
+			// takes it for a push (verify, expiry).
+			_ = r.d.PutContent(ctx, cachedEntry(name, d), nil)
 			return nil, fmt.Errorf("cached manifest %s of %s was expired by garbage collection %d times while it was stored", d, name, try)
 		}
 	}

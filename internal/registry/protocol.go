@@ -2,6 +2,8 @@ package registry
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,7 +39,7 @@ import (
 // Each side writes before it reads what the other writes:
 //
 //   - The collector, before it removes an object, marks it — writes
-//     _gc/judging/<path> — and only then looks again: at the object's
+//     _gc/judging/<hash of path> — and only then looks again: at the object's
 //     ModTime (young: keep) and at whatever else says it is used (a blob:
 //     any link to it; a referrer entry: its manifest). If it removes the
 //     object, it does so before it removes the mark.
@@ -60,7 +62,11 @@ import (
 //
 // A crashed collector leaves its lease to expire and at most one mark;
 // writers ignore marks once the lease has expired, and the next holder
-// clears them. Object by object, what "used" means is in gc.go.
+// clears them. Marks, the lease and the removals themselves need not
+// survive a crash (storage.NoSync): what matters is that each is visible
+// before the next step, and a crash that undoes a removal leaves garbage
+// for the next collection, nothing worse. Object by object, what "used"
+// means is in gc.go.
 
 const (
 	leasePath  = "_gc/lease"
@@ -68,7 +74,13 @@ const (
 	clockPath  = "_gc/clock"
 )
 
-func judgingMark(path string) string { return judgingDir + "/" + path }
+// judgingMark is the mark of path: one object directly in judgingDir,
+// named by a hash of the path (paths are too long, and too deep, to mirror
+// cheaply on a filesystem), holding the path itself for whoever looks.
+func judgingMark(path string) string {
+	sum := sha256.Sum256([]byte(path))
+	return judgingDir + "/" + hex.EncodeToString(sum[:20])
+}
 
 // ErrBusy is returned when another process holds the housekeeping lease.
 var ErrBusy = errors.New("another collection or housekeeping run holds the lease")
@@ -107,7 +119,7 @@ func (r *Registry) AcquireLease(ctx context.Context, owner string, ttl time.Dura
 		return nil, err
 	}
 	go l.renewLoop()
-	if err := r.d.DeleteAll(ctx, judgingDir); err != nil {
+	if err := r.d.DeleteAll(storage.NoSync(ctx), judgingDir); err != nil {
 		_ = l.Release(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("clearing marks of an earlier collection: %w", err)
 	}
@@ -123,7 +135,7 @@ func (l *Lease) record() ([]byte, time.Time) {
 // take creates the lease, or takes over an expired one.
 func (l *Lease) take(ctx context.Context) error {
 	b, expires := l.record()
-	err := l.r.d.PutIf(ctx, leasePath, b, storage.Absent)
+	err := l.r.d.PutIf(storage.NoSync(ctx), leasePath, b, storage.Absent)
 	if errors.Is(err, storage.ErrExists) {
 		var cur []byte
 		var v storage.Version
@@ -138,7 +150,7 @@ func (l *Lease) take(ctx context.Context) error {
 		if json.Unmarshal(cur, &rec) == nil && time.Now().Before(rec.Expires.Add(leaseGrace)) {
 			return fmt.Errorf("%w (%s, until %s)", ErrBusy, rec.Owner, rec.Expires.Format(time.RFC3339))
 		}
-		err = l.r.d.PutIf(ctx, leasePath, b, v)
+		err = l.r.d.PutIf(storage.NoSync(ctx), leasePath, b, v)
 	}
 	if errors.Is(err, storage.ErrExists) || errors.Is(err, storage.ErrChanged) {
 		return ErrBusy
@@ -178,7 +190,7 @@ func (l *Lease) renew(ctx context.Context) error {
 	v := l.version
 	l.mu.Unlock()
 	b, expires := l.record()
-	if err := l.r.d.PutIf(ctx, leasePath, b, v); err != nil {
+	if err := l.r.d.PutIf(storage.NoSync(ctx), leasePath, b, v); err != nil {
 		return err
 	}
 	_, nv, err := l.r.d.GetVersioned(ctx, leasePath)
@@ -213,7 +225,7 @@ func (l *Lease) Release(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reading the lease: %w", err)
 	}
-	if err := l.r.d.Delete(ctx, leasePath); err != nil {
+	if err := l.r.d.Delete(storage.NoSync(ctx), leasePath); err != nil {
 		return fmt.Errorf("releasing the lease: %w", err)
 	}
 	return nil
@@ -280,7 +292,7 @@ func (r *Registry) settle(ctx context.Context, paths ...string) error {
 // storeNow is the store's current time: the ModTime of an object written
 // now.
 func (r *Registry) storeNow(ctx context.Context) (time.Time, error) {
-	if err := r.d.PutContent(ctx, clockPath, nil); err != nil {
+	if err := r.d.PutContent(storage.NoSync(ctx), clockPath, nil); err != nil {
 		return time.Time{}, fmt.Errorf("reading the store's clock: %w", err)
 	}
 	info, err := r.d.Stat(ctx, clockPath)
@@ -322,7 +334,9 @@ func (r *Registry) judge(ctx context.Context, l *Lease, cutoff time.Time, path s
 	if !l.Valid() {
 		return false, errLeaseLost
 	}
-	if err := r.d.Delete(ctx, path); err != nil {
+	// Garbage need not stay removed: a crash that brings it back leaves
+	// it to the next collection.
+	if err := r.d.Delete(storage.NoSync(ctx), path); err != nil {
 		return false, fmt.Errorf("removing %s: %w", path, err)
 	}
 	return true, nil
@@ -332,11 +346,11 @@ func (r *Registry) judge(ctx context.Context, l *Lease, cutoff time.Time, path s
 // function removes the mark.
 func (r *Registry) mark(ctx context.Context, path string) (func() error, error) {
 	mark := judgingMark(path)
-	if err := r.d.PutContent(ctx, mark, nil); err != nil {
+	if err := r.d.PutContent(storage.NoSync(ctx), mark, []byte(path)); err != nil {
 		return nil, fmt.Errorf("marking %s: %w", path, err)
 	}
 	return func() error {
-		if err := r.d.Delete(context.WithoutCancel(ctx), mark); err != nil {
+		if err := r.d.Delete(storage.NoSync(context.WithoutCancel(ctx)), mark); err != nil {
 			return fmt.Errorf("unmarking %s: %w", path, err)
 		}
 		return nil

@@ -79,7 +79,7 @@ func (r *Registry) ListReferrers(ctx context.Context, name string, subject refer
 	}
 	page := &ReferrersPage{Descriptors: []json.RawMessage{}}
 	dir := referrersDir(name, subject)
-	listed, err := r.d.List(ctx, dir, q.After, 0)
+	listed, err := r.d.Names(ctx, dir, q.After, 0)
 	if err != nil {
 		return nil, fmt.Errorf("listing referrers of %s: %w", subject, err)
 	}

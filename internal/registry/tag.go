@@ -24,7 +24,7 @@ func (r *Registry) Tags(ctx context.Context, name string, n int, last string) ([
 	if n >= 0 {
 		limit = n + 1 // one more tells whether more follow
 	}
-	entries, err := r.d.List(ctx, tagsDir(name), last, limit)
+	entries, err := r.d.Names(ctx, tagsDir(name), last, limit)
 	if err != nil {
 		return nil, false, fmt.Errorf("listing tags of %s: %w", name, err)
 	}

@@ -49,13 +49,13 @@ func (r *Registry) StartUpload(ctx context.Context, name, owner string) (string,
 		return "", err
 	}
 	id := newUploadID()
-	if err := r.d.PutContent(ctx, sessionStarted(name, id), []byte(owner)); err != nil {
+	if err := r.d.PutContent(storage.NoSync(ctx), sessionStarted(name, id), []byte(owner)); err != nil {
 		return "", fmt.Errorf("starting upload: %w", err)
 	}
 	// Counted once the session exists: an entry whose session is missing
 	// is one a crash left (or one being removed), never one starting.
 	if owner != "" {
-		if err := r.d.PutContent(ctx, ownerEntry(owner, name, id), nil); err != nil {
+		if err := r.d.PutContent(storage.NoSync(ctx), ownerEntry(owner, name, id), nil); err != nil {
 			return "", fmt.Errorf("starting upload: %w", err)
 		}
 	}
@@ -69,7 +69,7 @@ func (r *Registry) checkUploadCap(ctx context.Context, name string) error {
 	if limit <= 0 {
 		return nil
 	}
-	open, err := r.d.List(ctx, sessionsDir(name), "", limit)
+	open, err := r.d.Names(ctx, sessionsDir(name), "", limit)
 	if err != nil {
 		return fmt.Errorf("counting upload sessions of %s: %w", name, err)
 	}
@@ -102,7 +102,7 @@ func (r *Registry) checkOwnerCap(ctx context.Context, owner string) error {
 	if limit <= 0 || owner == "" {
 		return nil
 	}
-	entries, err := r.d.List(ctx, ownerDir(owner), "", limit)
+	entries, err := r.d.Names(ctx, ownerDir(owner), "", limit)
 	if err != nil {
 		return fmt.Errorf("counting upload sessions of %s: %w", owner, err)
 	}
@@ -123,7 +123,7 @@ func (r *Registry) checkOwnerCap(ctx context.Context, owner string) error {
 			open++
 			continue
 		}
-		if err := r.d.Delete(ctx, ownerDir(owner)+"/"+e.Name); err != nil {
+		if err := r.d.Delete(storage.NoSync(ctx), ownerDir(owner)+"/"+e.Name); err != nil {
 			return fmt.Errorf("removing a stale upload entry: %w", err)
 		}
 	}
@@ -236,7 +236,7 @@ func (r *Registry) writeBlob(ctx context.Context, name string, d reference.Diges
 		if c.Length >= 0 {
 			body = io.LimitReader(body, c.Length)
 		}
-		n, err := io.Copy(io.MultiWriter(w, h), lim.wrap(body))
+		n, err := copyHashing(w, h, lim.wrap(body))
 		if lim.hit {
 			return lim.err
 		}
@@ -311,11 +311,11 @@ func (r *Registry) dropSession(ctx context.Context, s *session) error {
 	if err != nil && !isNotFound(err) {
 		return fmt.Errorf("reading upload %s: %w", s.id, err)
 	}
-	if err := r.d.DeleteAll(ctx, sessionDir(s.name, s.id)); err != nil {
+	if err := r.d.DeleteAll(storage.NoSync(ctx), sessionDir(s.name, s.id)); err != nil {
 		return fmt.Errorf("removing upload %s: %w", s.id, err)
 	}
 	if len(owner) > 0 {
-		if err := r.d.Delete(ctx, ownerEntry(string(owner), s.name, s.id)); err != nil {
+		if err := r.d.Delete(storage.NoSync(ctx), ownerEntry(string(owner), s.name, s.id)); err != nil {
 			return fmt.Errorf("removing upload %s: %w", s.id, err)
 		}
 	}

@@ -134,7 +134,7 @@ func (r *Registry) appendChunk(ctx context.Context, s *session, c Chunk, keepHas
 		body = io.LimitReader(body, c.Length)
 	}
 	h := cloneHash(s.h)
-	n, err := io.Copy(io.MultiWriter(w, h), lim.wrap(body))
+	n, err := copyHashing(w, h, lim.wrap(body))
 	if err == nil && c.Length >= 0 && n != c.Length {
 		err = ocierr.New(ocierr.SizeInvalid, http.StatusBadRequest, "chunk has %d bytes, %d were announced", n, c.Length)
 	}
@@ -159,7 +159,7 @@ func (r *Registry) appendChunk(ctx context.Context, s *session, c Chunk, keepHas
 	if keepHash {
 		r.saveHash(ctx, s)
 		if start > 0 && s.hashes[start] {
-			_ = r.d.Delete(ctx, hashStatePath(s.name, s.id, start)) // superseded
+			_ = r.d.Delete(storage.NoSync(ctx), hashStatePath(s.name, s.id, start)) // superseded
 		}
 	}
 	return r.checkAlive(ctx, s)
@@ -226,7 +226,7 @@ func (r *Registry) hashChunks(ctx context.Context, s *session, h hash.Hash) erro
 func (r *Registry) saveHash(ctx context.Context, s *session) {
 	b, err := s.h.(encoding.BinaryMarshaler).MarshalBinary()
 	if err == nil {
-		_ = r.d.PutContent(ctx, hashStatePath(s.name, s.id, s.size), b)
+		_ = r.d.PutContent(storage.NoSync(ctx), hashStatePath(s.name, s.id, s.size), b)
 	}
 }
 

@@ -214,7 +214,7 @@ func (r *Registry) checkReferencesExist(ctx context.Context, name, mediaType str
 func (r *Registry) verifyReferrers(ctx context.Context, name string, v *VerifyReport) error {
 	for _, alg := range algorithms {
 		dir := repoPath(name) + "/_referrers/" + alg
-		subjects, err := r.d.List(ctx, dir, "", 0)
+		subjects, err := r.d.Names(ctx, dir, "", 0)
 		if err != nil {
 			return fmt.Errorf("listing %s: %w", dir, err)
 		}

@@ -117,6 +117,9 @@ type Driver interface {
 	// start) and returns at most limit entries (0 = all). A directory
 	// with nothing below it lists as empty, without error.
 	List(ctx context.Context, dir, after string, limit int) ([]Entry, error)
+	// Names is List without the objects' Info (left zero): on a
+	// filesystem it reads the directory alone, not each entry's inode.
+	Names(ctx context.Context, dir, after string, limit int) ([]Entry, error)
 	// Walk calls fn for every object below prefix (a directory; "" is
 	// the whole store), in byte order of their paths, with Name relative
 	// to prefix. Objects created or removed during the walk may or may
@@ -158,4 +161,24 @@ type Redirector interface {
 	// RedirectURL returns a URL serving the object at path for a while,
 	// or "" when this object should be served directly.
 	RedirectURL(ctx context.Context, path string) (string, error)
+}
+
+// syncKey marks a context whose writes and deletes need not be durable.
+type syncKey struct{}
+
+// NoSync returns ctx for writes and deletes whose effect may be lost in a
+// crash: they are atomic and visible to every later call like any other,
+// but a backend may skip what makes them durable (a filesystem skips its
+// fsyncs). The registry uses it for what a crash may lose without losing
+// anything acknowledged: garbage collection's marks and removals, upload
+// sessions' bookkeeping, cached hash states. A directory such a write
+// creates is not durable either, so durable writes must not be placed
+// below directories only NoSync writes create.
+func NoSync(ctx context.Context) context.Context { return context.WithValue(ctx, syncKey{}, true) }
+
+// Synced reports whether writes and deletes made with ctx must be durable
+// (the default).
+func Synced(ctx context.Context) bool {
+	noSync, _ := ctx.Value(syncKey{}).(bool)
+	return !noSync
 }

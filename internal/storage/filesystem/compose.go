@@ -22,7 +22,7 @@ func (d *Driver) Compose(ctx context.Context, dst string, srcs []string) error {
 		return fmt.Errorf("compose %s: no sources", dst)
 	}
 	if len(srcs) == 1 {
-		return d.link(srcs[0], fdst)
+		return d.link(srcs[0], fdst, storage.Synced(ctx))
 	}
 	w, err := d.Writer(ctx, dst, storage.Replace)
 	if err != nil {
@@ -54,7 +54,7 @@ func (d *Driver) appendFile(w *writer, src string) error {
 }
 
 // link places a second name for src's file at fdst, replacing fdst.
-func (d *Driver) link(src, fdst string) error {
+func (d *Driver) link(src, fdst string, synced bool) error {
 	fsrc, err := d.file(src)
 	if err != nil {
 		return err
@@ -69,7 +69,7 @@ func (d *Driver) link(src, fdst string) error {
 	if err := os.Link(fsrc, tmp); err != nil {
 		return fmt.Errorf("compose: linking %s: %w", src, classify(err))
 	}
-	if err := d.place(tmp, fdst, false); err != nil {
+	if err := d.place(tmp, fdst, false, synced); err != nil {
 		os.Remove(tmp)
 		return err
 	}

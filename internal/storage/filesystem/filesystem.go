@@ -123,6 +123,11 @@ func (d *Driver) GetContent(_ context.Context, p string) ([]byte, error) {
 
 // PutContent implements storage.Driver.
 func (d *Driver) PutContent(ctx context.Context, p string, data []byte) error {
+	if len(data) == 0 {
+		if done, err := d.createEmpty(p, storage.Synced(ctx)); done || err != nil {
+			return err
+		}
+	}
 	w, err := d.Writer(ctx, p, storage.Replace)
 	if err != nil {
 		return err
@@ -194,7 +199,7 @@ func (d *Driver) Touch(_ context.Context, p string) error {
 }
 
 // Delete implements storage.Driver.
-func (d *Driver) Delete(_ context.Context, p string) error {
+func (d *Driver) Delete(ctx context.Context, p string) error {
 	fp, err := d.file(p)
 	if err != nil {
 		return err
@@ -209,7 +214,7 @@ func (d *Driver) Delete(_ context.Context, p string) error {
 	if err := os.Remove(fp); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("removing %s: %w", p, classify(err))
 	}
-	if err := d.syncNearest(filepath.Dir(fp)); err != nil {
+	if err := d.syncNearest(ctx, filepath.Dir(fp)); err != nil {
 		return err
 	}
 	d.prune(filepath.Dir(fp))
@@ -217,8 +222,12 @@ func (d *Driver) Delete(_ context.Context, p string) error {
 }
 
 // syncNearest fsyncs dir or, when another Delete pruned it meanwhile, the
-// nearest ancestor left, whose entry for the pruned one is what changed.
-func (d *Driver) syncNearest(dir string) error {
+// nearest ancestor left, whose entry for the pruned one is what changed;
+// nothing when ctx asks for no durability.
+func (d *Driver) syncNearest(ctx context.Context, dir string) error {
+	if !storage.Synced(ctx) {
+		return nil
+	}
 	for {
 		err := syncDir(dir)
 		if err == nil || !isNotFound(err) || dir == d.root {
@@ -230,7 +239,7 @@ func (d *Driver) syncNearest(dir string) error {
 
 // DeleteAll implements storage.Driver. The tree is first renamed into the
 // temporary directory, so that it disappears at once.
-func (d *Driver) DeleteAll(_ context.Context, p string) error {
+func (d *Driver) DeleteAll(ctx context.Context, p string) error {
 	fp, err := d.file(p)
 	if err != nil {
 		return err
@@ -246,7 +255,7 @@ func (d *Driver) DeleteAll(_ context.Context, p string) error {
 		}
 		return fmt.Errorf("removing %s: %w", p, classify(err))
 	}
-	if err := d.syncNearest(filepath.Dir(fp)); err != nil {
+	if err := d.syncNearest(ctx, filepath.Dir(fp)); err != nil {
 		return err
 	}
 	d.prune(filepath.Dir(fp))
@@ -277,38 +286,44 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// mkdirAll creates dir and fsyncs each new directory's parent, so that a
-// file renamed into a new directory is reachable after a crash.
-func (d *Driver) mkdirAll(dir string) error {
+// mkdirAll creates dir and, with synced, fsyncs each new directory's
+// parent, so that a file renamed into a new directory is reachable after
+// a crash.
+func (d *Driver) mkdirAll(dir string, synced bool) error {
 	if st, err := os.Stat(dir); err == nil && st.IsDir() {
 		return nil
 	}
 	parent := filepath.Dir(dir)
 	if parent != dir && len(parent) > len(d.root) {
-		if err := d.mkdirAll(parent); err != nil {
+		if err := d.mkdirAll(parent, synced); err != nil {
 			return err
 		}
 	}
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("creating directory: %w", classify(err))
 	}
+	if !synced {
+		return nil
+	}
 	return syncDir(parent)
 }
 
-// place moves the durable temporary file tmp to dst — by rename, or with
-// exclusive set by hard link, which fails if dst exists — and fsyncs
-// dst's directory. A directory pruned between creating it and placing
+// place moves the temporary file tmp to dst — by rename, or with
+// exclusive set by hard link, which fails if dst exists — and, with
+// synced, fsyncs dst's directory. A directory pruned between creating it and placing
 // the file is created again.
-func (d *Driver) place(tmp, dst string, exclusive bool) error {
+func (d *Driver) place(tmp, dst string, exclusive, synced bool) error {
 	dir := filepath.Dir(dst)
 	for try := 0; ; try++ {
-		err := d.mkdirAll(dir)
+		err := d.mkdirAll(dir, synced)
 		if err == nil && exclusive {
 			err = os.Link(tmp, dst)
 		} else if err == nil {
 			err = os.Rename(tmp, dst)
 		}
 		switch {
+		case err == nil && !synced:
+			return nil
 		case err == nil:
 			return syncDir(dir)
 		case exclusive && errors.Is(err, fs.ErrExist):
@@ -321,3 +336,38 @@ func (d *Driver) place(tmp, dst string, exclusive bool) error {
 }
 
 func isNotFound(err error) bool { return errors.Is(err, storage.ErrNotFound) }
+
+// createEmpty creates the empty object p where there is none: creating an
+// empty file is atomic by itself, so it needs no temporary file, and a
+// link — the registry's commonest object — costs one create and, with
+// synced, one directory fsync. It reports false when p exists (the caller
+// replaces it, which gives it a new time).
+func (d *Driver) createEmpty(p string, synced bool) (bool, error) {
+	fp, err := d.file(p)
+	if err != nil {
+		return false, err
+	}
+	dir := filepath.Dir(fp)
+	for try := 0; ; try++ {
+		err := d.mkdirAll(dir, synced)
+		var f *os.File
+		if err == nil {
+			f, err = os.OpenFile(fp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		}
+		switch {
+		case err == nil:
+			if err := f.Close(); err != nil {
+				return false, fmt.Errorf("creating %s: %w", p, classify(err))
+			}
+			if !synced {
+				return true, nil
+			}
+			return true, syncDir(dir)
+		case errors.Is(err, fs.ErrExist):
+			return false, nil
+		case (errors.Is(err, fs.ErrNotExist) || isNotFound(err)) && try < 10:
+			continue // a directory was pruned under us
+		}
+		return false, fmt.Errorf("creating %s: %w", p, classify(err))
+	}
+}

@@ -47,6 +47,15 @@ func without(entries []fs.DirEntry, name string) []fs.DirEntry {
 
 // List implements storage.Driver.
 func (d *Driver) List(_ context.Context, dir, after string, limit int) ([]storage.Entry, error) {
+	return d.list(dir, after, limit, true)
+}
+
+// Names implements storage.Driver.
+func (d *Driver) Names(_ context.Context, dir, after string, limit int) ([]storage.Entry, error) {
+	return d.list(dir, after, limit, false)
+}
+
+func (d *Driver) list(dir, after string, limit int, withInfo bool) ([]storage.Entry, error) {
 	fp, err := d.dir(dir)
 	if err != nil {
 		return nil, err
@@ -67,6 +76,10 @@ func (d *Driver) List(_ context.Context, dir, after string, limit int) ([]storag
 		}
 		if e.IsDir() {
 			out = append(out, storage.Entry{Name: e.Name(), Dir: true})
+			continue
+		}
+		if !withInfo {
+			out = append(out, storage.Entry{Name: e.Name()})
 			continue
 		}
 		st, err := e.Info()

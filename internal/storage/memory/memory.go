@@ -197,6 +197,15 @@ func (d *Driver) Stat(_ context.Context, p string) (storage.Info, error) {
 	return o.info(), err
 }
 
+// Names implements storage.Driver.
+func (d *Driver) Names(ctx context.Context, dir, after string, limit int) ([]storage.Entry, error) {
+	entries, err := d.List(ctx, dir, after, limit)
+	for i := range entries {
+		entries[i].Info = storage.Info{}
+	}
+	return entries, err
+}
+
 // List implements storage.Driver.
 func (d *Driver) List(_ context.Context, dir, after string, limit int) ([]storage.Entry, error) {
 	if err := storage.CheckDir(dir); err != nil {

@@ -13,6 +13,11 @@ import (
 	"github.com/octoserve/octoserve/internal/storage"
 )
 
+// Names implements storage.Driver: a listing returns the Info anyway.
+func (d *Driver) Names(ctx context.Context, dir, after string, limit int) ([]storage.Entry, error) {
+	return d.List(ctx, dir, after, limit)
+}
+
 // List implements storage.Driver (see the package doc for the order).
 func (d *Driver) List(ctx context.Context, dir, after string, limit int) ([]storage.Entry, error) {
 	prefix, err := d.dirKey(dir)

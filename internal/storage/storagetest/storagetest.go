@@ -50,6 +50,7 @@ func Run(t *testing.T, newDriver func(t *testing.T) storage.Driver) {
 		{"DeleteAllStaysInsidePrefix", testDeleteAll},
 		{"RejectsNonCanonicalPaths", testBadPaths},
 		{"ReplaceIsAtomicForReaders", testAtomicReplace},
+		{"NoSyncWritesAreVisible", testNoSync},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newDriver(t)) })
@@ -568,6 +569,10 @@ func testList(t *testing.T, d storage.Driver) {
 			t.Fatalf("entry %s has info %+v", e.Name, e.Info)
 		}
 	}
+	named, err := d.Names(ctx, "l", "a", 3)
+	if err != nil || names(named) != "a-b a.b b" {
+		t.Fatalf("Names after a, 3 = %q, %v", names(named), err)
+	}
 	top, err := d.List(ctx, "", "", 0)
 	if err != nil || names(top) != "l/ l2/" {
 		t.Fatalf("List of the root = %q, %v", names(top), err)
@@ -769,4 +774,37 @@ func testAtomicReplace(t *testing.T, d storage.Driver) {
 	}
 	close(done)
 	wg.Wait()
+}
+
+// Writes and deletes that need not be durable are visible at once all the
+// same: the protocol's marks rely on it.
+func testNoSync(t *testing.T, d storage.Driver) {
+	ns := storage.NoSync(ctx)
+	if storage.Synced(ns) || !storage.Synced(ctx) {
+		t.Fatal("NoSync does not mark its context")
+	}
+	if err := d.PutContent(ns, "ns/a/b", []byte("mark")); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, d, "ns/a/b"); got != "mark" {
+		t.Fatalf("a NoSync put reads %q", got)
+	}
+	w := write(t, d, "ns/c", storage.Create, []byte("chunk"))
+	if err := w.Commit(ns); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, d, "ns/c"); got != "chunk" {
+		t.Fatalf("a NoSync writer's object reads %q", got)
+	}
+	if err := d.Delete(ns, "ns/a/b"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := d.Stat(ctx, "ns/a/b")
+	wantErr(t, "Stat after a NoSync delete", err, storage.ErrNotFound)
+	if err := d.DeleteAll(ns, "ns"); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := d.List(ctx, "ns", "", 0); len(entries) != 0 {
+		t.Fatalf("after a NoSync DeleteAll: %v", names(entries))
+	}
 }
