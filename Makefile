@@ -7,6 +7,10 @@ BIN      := bin/octoserve
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 GO_SRC   := $(shell find cmd internal -name '*.go' 2>/dev/null) go.mod go.sum
+# The built official suites; defined before any rule names them (make
+# expands a rule's prerequisites as it reads the rule).
+SUITE_V1 := distribution-spec/conformance/conformance.test
+SUITE_V2 := distribution-spec/conformance-v2/conformance
 
 .PHONY: help build run test test-unit test-conformance test-conformance-automount-off test-conformance-quick \
         test-conformance-v2 build-conformance clean-conformance test-e2e tools \
@@ -50,9 +54,6 @@ test-replicas: build tools $(SUITE_V1) $(SUITE_V2) ## 3 replicas on one bucket b
 test-e2e: build ## end-to-end tests: crane, oras, regctl, skopeo, podman, buildah, containerd, helm, cosign against octoserve (logs in test-results/e2e)
 	@command -v skopeo >/dev/null 2>&1 || { echo "skopeo not found: apt-get install skopeo" >&2; exit 1; }
 	scripts/test-e2e.sh
-
-SUITE_V1 := distribution-spec/conformance/conformance.test
-SUITE_V2 := distribution-spec/conformance-v2/conformance
 
 build-conformance: $(SUITE_V1) $(SUITE_V2) ## build both official conformance suites (no-op when up to date)
 
