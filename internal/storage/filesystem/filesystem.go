@@ -145,11 +145,27 @@ func readFile(fp string) ([]byte, error) {
 	case n < len(buf):
 		return buf[:n:n], nil
 	}
-	rest, err := io.ReadAll(f)
+	// A bigger object (a manifest): one allocation of its size, as
+	// os.ReadFile makes.
+	info, err := f.Stat()
 	if err != nil {
 		return nil, err
 	}
-	return append(buf[:n], rest...), nil
+	whole := make([]byte, n, max(info.Size(), int64(n))+1)
+	copy(whole, buf[:n])
+	for {
+		m, err := f.Read(whole[len(whole):cap(whole)])
+		whole = whole[:len(whole)+m]
+		if err == io.EOF {
+			return whole, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(whole) == cap(whole) {
+			whole = append(whole, 0)[:len(whole)] // grew meanwhile
+		}
+	}
 }
 
 // PutContent implements storage.Driver.
