@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/octoserve/octoserve/internal/storage"
@@ -60,30 +61,39 @@ func TestWriterPartsAndSinglePut(t *testing.T) {
 		parts, puts, creates int
 	}{
 		{size: 0, puts: 1},
+		{size: smallBuffer - 1, puts: 1},
+		{size: smallBuffer, puts: 1},
+		{size: smallBuffer + 1, puts: 1}, // past the small first buffer
 		{size: minPartSize - 1, puts: 1},
 		{size: minPartSize, parts: 1, creates: 1}, // the buffer filled: a part went before Commit
 		{size: 2*minPartSize + 12345, parts: 3, creates: 1},
 	} {
-		t.Run(fmt.Sprint(tc.size), func(t *testing.T) {
-			c.reset()
-			data := pattern(byte(tc.size), tc.size)
-			w, err := d.Writer(ctx, "obj", storage.Replace)
-			if err != nil {
-				t.Fatal(err)
-			}
-			writeAll(t, w, data)
-			if err := w.Commit(ctx); err != nil {
-				t.Fatal(err)
-			}
-			got := map[string]int{"UploadPart": c.count("UploadPart"), "PutObject": c.count("PutObject"), "CreateMultipartUpload": c.count("CreateMultipartUpload")}
-			want := map[string]int{"UploadPart": tc.parts, "PutObject": tc.puts, "CreateMultipartUpload": tc.creates}
-			if fmt.Sprint(got) != fmt.Sprint(want) {
-				t.Errorf("requests %v, want %v", got, want)
-			}
-			if !bytes.Equal(readAll(t, d, "obj"), data) {
-				t.Fatal("the object is not what was written")
-			}
-		})
+		for _, how := range []string{"Write", "ReadFrom"} {
+			t.Run(fmt.Sprint(tc.size, how), func(t *testing.T) {
+				c.reset()
+				data := pattern(byte(tc.size), tc.size)
+				w, err := d.Writer(ctx, "obj", storage.Replace)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if how == "Write" {
+					writeAll(t, w, data)
+				} else if _, err := w.(io.ReaderFrom).ReadFrom(iotest.HalfReader(bytes.NewReader(data))); err != nil {
+					t.Fatal(err)
+				}
+				if err := w.Commit(ctx); err != nil {
+					t.Fatal(err)
+				}
+				got := map[string]int{"UploadPart": c.count("UploadPart"), "PutObject": c.count("PutObject"), "CreateMultipartUpload": c.count("CreateMultipartUpload")}
+				want := map[string]int{"UploadPart": tc.parts, "PutObject": tc.puts, "CreateMultipartUpload": tc.creates}
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Errorf("requests %v, want %v", got, want)
+				}
+				if !bytes.Equal(readAll(t, d, "obj"), data) {
+					t.Fatal("the object is not what was written")
+				}
+			})
+		}
 	}
 	if left := uploadsLeft(t, d); len(left) > 0 {
 		t.Fatalf("uploads left in progress: %v", left)

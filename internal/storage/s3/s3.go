@@ -111,6 +111,7 @@ type Driver struct {
 	prefix   string // "" or ending in "/"
 	partSize int
 	pool     *sync.Pool // *[]byte of partSize, shared by writers
+	small    *sync.Pool // *[]byte of smallBuffer: a writer's first bytes
 	redirect time.Duration
 	where    string // for messages: endpoint/bucket/prefix
 
@@ -182,6 +183,7 @@ func New(ctx context.Context, cfg Config, opts ...func(*s3sdk.Options)) (*Driver
 		d.redirect = expiry
 	}
 	d.pool = &sync.Pool{New: func() any { b := make([]byte, d.partSize); return &b }}
+	d.small = &sync.Pool{New: func() any { b := make([]byte, smallBuffer); return &b }}
 	return d, nil
 }
 

@@ -32,10 +32,11 @@ func (d *Driver) newWriter(ctx context.Context, p, key string, mode storage.Writ
 	return &writer{d: d, ctx: ctx, path: p, key: key, create: mode == storage.Create, token: newToken()}
 }
 
-// writer fills one part buffer (taken from the driver's pool at the
-// first byte, returned at Commit or Cancel). An object that fits in it is
-// one PutObject at Commit; a larger one becomes a multipart upload, which
-// S3 keeps invisible until CompleteMultipartUpload.
+// writer fills one part buffer (taken from the driver's pool once the
+// object outgrows a small first buffer, returned at Commit or Cancel). An
+// object that fits in it is one PutObject at Commit; a larger one becomes
+// a multipart upload, which S3 keeps invisible until
+// CompleteMultipartUpload.
 type writer struct {
 	d      *Driver
 	ctx    context.Context // the Writer call's: for the parts Write sends
@@ -45,6 +46,7 @@ type writer struct {
 	token  string // the object's x-amz-meta-octoserve-write
 
 	buf      *[]byte // part buffer, nil before the first byte and once released
+	small    bool    // buf is the small first buffer
 	n        int     // bytes in buf
 	size     int64
 	uploadID string // "" until the first part is sent
@@ -77,7 +79,7 @@ func (w *writer) Write(b []byte) (int, error) {
 		w.size += int64(c)
 		written += c
 		b = b[c:]
-		if w.n == len(buf) {
+		if w.n == w.d.partSize {
 			if err := w.flush(w.ctx); err != nil {
 				return written, err
 			}
@@ -109,7 +111,7 @@ func (w *writer) fill(ctx context.Context, r io.Reader, n int64) (int64, error) 
 		w.n += c
 		w.size += int64(c)
 		total += int64(c)
-		if w.n == len(buf) {
+		if w.n == w.d.partSize {
 			if ferr := w.flush(ctx); ferr != nil {
 				return total, ferr
 			}
@@ -126,10 +128,22 @@ func (w *writer) fill(ctx context.Context, r io.Reader, n int64) (int64, error) 
 	return total, nil
 }
 
-// buffer returns the part buffer, taking it from the pool if needed.
+// smallBuffer holds a writer's first bytes: most objects written through
+// a Writer (small blobs, upload chunks of small clients) fit in it, and do
+// not each hold a part buffer (8 MiB by default) while they arrive.
+const smallBuffer = 64 << 10
+
+// buffer returns the buffer to write into: the small first buffer, then,
+// once that is full, a part buffer from the pool holding what it held.
 func (w *writer) buffer() []byte {
-	if w.buf == nil {
-		w.buf = w.d.pool.Get().(*[]byte)
+	switch {
+	case w.buf == nil:
+		w.buf, w.small = w.d.small.Get().(*[]byte), true
+	case w.small && w.n == len(*w.buf):
+		part := w.d.pool.Get().(*[]byte)
+		copy(*part, (*w.buf)[:w.n])
+		w.d.small.Put(w.buf)
+		w.buf, w.small = part, false
 	}
 	return *w.buf
 }
@@ -138,7 +152,11 @@ func (w *writer) buffer() []byte {
 // instead: the HTTP transport may still be reading a body it was sending.
 func (w *writer) release() {
 	if w.buf != nil && w.err == nil {
-		w.d.pool.Put(w.buf)
+		if w.small {
+			w.d.small.Put(w.buf)
+		} else {
+			w.d.pool.Put(w.buf)
+		}
 	}
 	w.buf = nil
 	w.done = true
