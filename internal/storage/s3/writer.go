@@ -137,6 +137,8 @@ const smallBuffer = 64 << 10
 // once that is full, a part buffer from the pool holding what it held.
 func (w *writer) buffer() []byte {
 	switch {
+	case w.buf == nil && w.d.partSize <= smallBuffer:
+		w.buf = w.d.pool.Get().(*[]byte)
 	case w.buf == nil:
 		w.buf, w.small = w.d.small.Get().(*[]byte), true
 	case w.small && w.n == len(*w.buf):
