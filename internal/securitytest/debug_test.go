@@ -125,9 +125,15 @@ func startBinaryListening(t *testing.T, msgs []string, args ...string) []string 
 		close(lines)
 	}()
 	addrs := make([]string, len(msgs))
+	patterns := make([]*regexp.Regexp, len(msgs))
+	for i, msg := range msgs {
+		patterns[i] = regexp.MustCompile(`msg="` + regexp.QuoteMeta(msg) + `" addr=(\S+)`)
+	}
 	found := 0
 	var log []string
-	deadline := time.After(20 * time.Second)
+	// Only stops a test of a binary that never starts; a loaded machine
+	// has ample room.
+	deadline := time.After(time.Minute)
 	for found < len(msgs) {
 		select {
 		case l, ok := <-lines:
@@ -135,8 +141,7 @@ func startBinaryListening(t *testing.T, msgs []string, args ...string) []string 
 				t.Fatalf("octoserve exited:\n%s", strings.Join(log, "\n"))
 			}
 			log = append(log, l)
-			for i, msg := range msgs {
-				re := regexp.MustCompile(`msg="` + regexp.QuoteMeta(msg) + `" addr=(\S+)`)
+			for i, re := range patterns {
 				if m := re.FindStringSubmatch(l); m != nil && addrs[i] == "" {
 					addrs[i] = m[1]
 					found++

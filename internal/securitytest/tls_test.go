@@ -2,7 +2,6 @@ package securitytest
 
 import (
 	"archive/tar"
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -21,7 +20,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -222,55 +220,7 @@ func repoRoot(t testing.TB) string {
 // returning the address it logged once listening.
 func startBinary(t *testing.T, args ...string) string {
 	t.Helper()
-	root := repoRoot(t)
-	bin := filepath.Join(t.TempDir(), "octoserve")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/octoserve")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	cmd := exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-	})
-	lines := make(chan string, 100)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			default:
-			}
-		}
-		close(lines)
-	}()
-	re := regexp.MustCompile(`msg="octoserve listening" addr=(\S+)`)
-	// Only stops a test of a binary that never starts; a loaded machine
-	// has ample room.
-	deadline := time.After(time.Minute)
-	var log []string
-	for {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatalf("octoserve exited:\n%s", strings.Join(log, "\n"))
-			}
-			log = append(log, l)
-			if m := re.FindStringSubmatch(l); m != nil {
-				return m[1]
-			}
-		case <-deadline:
-			t.Fatalf("octoserve did not start:\n%s", strings.Join(log, "\n"))
-		}
-	}
+	return startBinaryListening(t, []string{"octoserve listening"}, args...)[0]
 }
 
 // TestTLSBinaryWithClients runs the octoserve binary with a YAML config
