@@ -26,11 +26,7 @@ func du(args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := store.load()
-	if err != nil {
-		return err
-	}
-	reg, _, err := openRegistry(cfg)
+	cfg, reg, err := store.open()
 	if err != nil {
 		return err
 	}

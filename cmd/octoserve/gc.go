@@ -21,7 +21,7 @@ func gcMain(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := store.load()
+	cfg, reg, err := store.open()
 	if err != nil {
 		return err
 	}
@@ -36,10 +36,6 @@ func gcMain(args []string) error {
 	}
 	if *minAge >= 0 {
 		opts.MinAge = *minAge
-	}
-	reg, _, err := openRegistry(cfg)
-	if err != nil {
-		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

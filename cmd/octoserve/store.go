@@ -76,6 +76,16 @@ func (c *configFiles) Set(path string) error {
 	return nil
 }
 
+// open loads the configuration the flags name and opens its registry.
+func (f storeFlags) open() (config.Config, *registry.Registry, error) {
+	cfg, err := f.load()
+	if err != nil {
+		return cfg, nil, err
+	}
+	reg, _, err := openRegistry(cfg)
+	return cfg, reg, err
+}
+
 // load reads the configuration the flags name.
 func (f storeFlags) load() (config.Config, error) {
 	cfg, err := config.Load(*f.config...)

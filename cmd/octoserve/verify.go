@@ -16,11 +16,7 @@ func verifyMain(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := store.load()
-	if err != nil {
-		return err
-	}
-	reg, _, err := openRegistry(cfg)
+	_, reg, err := store.open()
 	if err != nil {
 		return err
 	}
