@@ -221,19 +221,25 @@ func (c *client) pushManifest(base, repo, ref string, m []byte) error {
 	return err
 }
 
-// pushImage pushes img's blobs (whole, or in two chunks when larger than
-// 16 KiB) and its manifest as tag, every request to the next base of rot.
+// pushImage pushes img's blobs and its manifest as tag, every request to
+// the next base of rot.
 func (c *client) pushImage(rot *rotation, repo, tag string, img image) error {
 	for _, b := range img.blobs {
-		chunks := 0
-		if len(b) > 16<<10 {
-			chunks = 2
-		}
-		if err := c.pushBlob(rot, repo, b, chunks); err != nil {
+		if err := c.pushImageBlob(rot, repo, b); err != nil {
 			return err
 		}
 	}
 	return c.pushManifest(rot.pick(), repo, tag, img.manifest)
+}
+
+// pushImageBlob pushes one of an image's blobs: whole, or in two chunks
+// when larger than 16 KiB.
+func (c *client) pushImageBlob(rot *rotation, repo string, b []byte) error {
+	chunks := 0
+	if len(b) > 16<<10 {
+		chunks = 2
+	}
+	return c.pushBlob(rot, repo, b, chunks)
 }
 
 // pull fetches img from base as repo:ref and compares every byte: the

@@ -207,11 +207,7 @@ func pushImageSkippingKnown(c *client, rot *rotation, repo, tag string, img imag
 		if r.status == http.StatusOK {
 			continue
 		}
-		chunks := 0
-		if len(b) > 16<<10 {
-			chunks = 2
-		}
-		if err := c.pushBlob(rot, repo, b, chunks); err != nil {
+		if err := c.pushImageBlob(rot, repo, b); err != nil {
 			return err
 		}
 	}

@@ -71,15 +71,7 @@ func TrivialHandler(cfg Config) http.Handler {
 
 // ServeTrivial serves TrivialHandler on ln until ctx ends.
 func ServeTrivial(ctx context.Context, ln net.Listener, cfg Config) error {
-	srv := &http.Server{Handler: TrivialHandler(cfg), ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		_ = srv.Close()
-	}()
-	if err := srv.Serve(ln); err != http.ErrServerClosed {
-		return err
-	}
-	return nil
+	return Serve(ctx, ln, TrivialHandler(cfg))
 }
 
 // MeasureTrivial drives the trivial server at url the way the registry
